@@ -1,0 +1,52 @@
+"""Domain exceptions whose messages are written for the person at the screen.
+
+Every service raises a subclass of :class:`DomainError` for anything the user can fix or
+should know about. The message is one sentence a rep can read; ``field`` names the input
+that was wrong, so a form can show the message next to it.
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """A user-facing error: the action was refused and nothing was saved."""
+
+    code = "domain_error"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ValidationError(DomainError):
+    """Input is malformed or out of range."""
+
+    code = "validation_error"
+
+
+class NotFound(DomainError):
+    """A referenced record (stand, product, partner, refill...) does not exist."""
+
+    code = "not_found"
+
+
+class InvalidTransition(DomainError):
+    """A lifecycle step is not allowed from the record's current state."""
+
+    code = "invalid_transition"
+
+
+class PermissionDenied(DomainError):
+    """The acting role may not perform this action."""
+
+    code = "permission_denied"
+
+
+class LimitExceeded(DomainError):
+    """A package limit (stands, SKU slots) or a balance would be exceeded."""
+
+    code = "limit_exceeded"

@@ -1,0 +1,80 @@
+"""All tables of the domain. Importing this package registers them on ``Base.metadata``."""
+
+from app.models.base import Base
+from app.models.catalog import LoyaltyTier, Package, Product
+from app.models.changelog import ChangeLog, LocalDevice
+from app.models.enums import (
+    DiscrepancyStatus,
+    InsightStatus,
+    LocationType,
+    LoyaltyKind,
+    MovementKind,
+    OpStatus,
+    OrderKind,
+    PartnerStatus,
+    PaymentMethod,
+    PayoutStatus,
+    RefillAction,
+    RefillStatus,
+    Role,
+    Severity,
+    SnapshotSource,
+    StandStatus,
+)
+from app.models.insights import AIInsight, StandAIInsight
+from app.models.inventory import (
+    InventoryMovement,
+    StandInventory,
+    StandInventorySnapshot,
+    StandInventorySnapshotLine,
+)
+from app.models.loyalty import Payout, StandLoyaltyLedger
+from app.models.partners import StandLocation, StandPartner
+from app.models.refills import (
+    RefillDiscrepancy,
+    StandRefillEvent,
+    StandRefillOrder,
+    StandRefillOrderItem,
+)
+from app.models.sales import StandOrder, StandOrderItem
+
+__all__ = [
+    "AIInsight",
+    "Base",
+    "ChangeLog",
+    "DiscrepancyStatus",
+    "InsightStatus",
+    "InventoryMovement",
+    "LocalDevice",
+    "LocationType",
+    "LoyaltyKind",
+    "LoyaltyTier",
+    "MovementKind",
+    "OpStatus",
+    "OrderKind",
+    "Package",
+    "PartnerStatus",
+    "PaymentMethod",
+    "Payout",
+    "PayoutStatus",
+    "Product",
+    "RefillAction",
+    "RefillDiscrepancy",
+    "RefillStatus",
+    "Role",
+    "Severity",
+    "SnapshotSource",
+    "StandAIInsight",
+    "StandInventory",
+    "StandInventorySnapshot",
+    "StandInventorySnapshotLine",
+    "StandLocation",
+    "StandLoyaltyLedger",
+    "StandOrder",
+    "StandOrderItem",
+    "StandPartner",
+    "StandRefillEvent",
+    "StandRefillOrder",
+    "StandRefillOrderItem",
+    "StandStatus",
+]

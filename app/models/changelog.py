@@ -1,0 +1,52 @@
+"""The change log (outbox): one row per local fact, in device order, for sync and events.
+
+``device_seq`` counts this device's ops from 1 with no gaps: it is allocated from
+``local_device.last_seq`` inside the same write transaction as the fact, so a rolled-back
+action leaves no hole and two writers can never take the same number.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import ID, Base, created_at_col, enum_column
+from app.models.enums import OpStatus
+
+
+class LocalDevice(Base):
+    """This database's device identity. Exactly one row, made when the database is created."""
+
+    __tablename__ = "local_device"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), default="")
+    last_seq: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = created_at_col()
+
+
+class ChangeLog(Base):
+    __tablename__ = "change_log"
+    __table_args__ = (
+        UniqueConstraint("device_id", "device_seq"),
+        Index("ix_change_log_status_seq", "status", "device_seq"),
+    )
+
+    op_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("local_device.id"))
+    device_seq: Mapped[int]
+    op_type: Mapped[str] = mapped_column(String(40))
+    entity_id: Mapped[str] = mapped_column(ID, index=True)
+    payload: Mapped[str] = mapped_column(Text)
+    schema_version: Mapped[int]
+    actor: Mapped[str | None] = mapped_column(String(60))
+    created_at: Mapped[datetime] = created_at_col()
+    # Sync bookkeeping, written only from the server's answer.
+    status: Mapped[OpStatus] = mapped_column(
+        enum_column(OpStatus, "op_status"), default=OpStatus.PENDING
+    )
+    server_seq: Mapped[int | None]
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    acknowledged_at: Mapped[datetime | None]

@@ -1,0 +1,237 @@
+"""What every service shares: the acting person, one-transaction units of work, the change
+log writer and input validation with messages a person can act on."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from enum import Enum
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.clock import ensure_utc, utcnow
+from app.errors import NotFound, PermissionDenied, ValidationError
+from app.ids import is_valid_id, new_id
+from app.models import Base, ChangeLog, LocalDevice, Role
+
+P = ParamSpec("P")
+R = TypeVar("R")
+M = TypeVar("M", bound=Base)
+
+#: Version of the op payload format written to the change log.
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who performs an action, and in which role. Stamped on every fact."""
+
+    user: str
+    role: Role
+
+    def __post_init__(self) -> None:
+        if not self.user.strip():
+            raise ValidationError("A user name is required.", field="user")
+
+    def require(self, allowed: Iterable[Role], action: str) -> None:
+        if self.role not in allowed:
+            raise PermissionDenied(f"A {self.role.value} may not {action}.")
+
+
+SYSTEM = Actor("system", Role.ADMIN)
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What an action changed, so a view can refresh exactly that (ids by kind)."""
+
+    stands: frozenset[str] = field(default_factory=frozenset)
+    partners: frozenset[str] = field(default_factory=frozenset)
+    refills: frozenset[str] = field(default_factory=frozenset)
+    inventory: bool = False
+    sales: bool = False
+    loyalty: bool = False
+    payouts: bool = False
+
+
+def transactional(fn: Callable[Concatenate[Session, P], R]) -> Callable[Concatenate[Session, P], R]:
+    """Run ``fn`` as one transaction: commit on success, roll back on any error.
+
+    If the caller already began a transaction, ``fn`` joins it and the caller commits: that is
+    how a sync batch applies many ops atomically. Sessions from :func:`app.db.open_db` never
+    begin implicitly, so a forgotten read cannot swallow a write.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(session: Session, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        if session.in_transaction():
+            return fn(session, *args, **kwargs)
+        with session.begin():
+            return fn(session, *args, **kwargs)
+
+    return wrapper
+
+
+# --------------------------------------------------------------------------- change log
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return ensure_utc(value).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, frozenset | set | tuple):
+        return sorted(value) if isinstance(value, frozenset | set) else list(value)
+    raise TypeError(f"cannot encode {type(value).__name__} in an op payload")
+
+
+def to_json(payload: Mapping[str, Any]) -> str:
+    return json.dumps(payload, default=_json_default, sort_keys=True, separators=(",", ":"))
+
+
+def record_op(
+    session: Session,
+    op_type: str,
+    entity_id: str,
+    payload: Mapping[str, Any],
+    actor: Actor | None,
+) -> ChangeLog:
+    """Append one op to the change log, taking the next device sequence number.
+
+    The counter row is updated in the caller's write transaction, which serialises writers
+    (SQLite's write lock, PostgreSQL's row lock), so sequences have no gaps or repeats.
+    """
+    row = session.execute(
+        update(LocalDevice)
+        .values(last_seq=LocalDevice.last_seq + 1)
+        .returning(LocalDevice.id, LocalDevice.last_seq)
+    ).one_or_none()
+    if row is None:
+        raise RuntimeError("this database has no device id; open it with app.db.open_db")
+    device_id, seq = row
+    op = ChangeLog(
+        op_id=new_id(),
+        device_id=device_id,
+        device_seq=seq,
+        op_type=op_type,
+        entity_id=entity_id,
+        payload=to_json(payload),
+        schema_version=SCHEMA_VERSION,
+        actor=actor.user if actor else None,
+        created_at=utcnow(),
+    )
+    session.add(op)
+    return op
+
+
+def device_id(session: Session) -> str:
+    value = session.scalar(select(LocalDevice.id))
+    if value is None:
+        raise RuntimeError("this database has no device id; open it with app.db.open_db")
+    return value
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def get_or_404(session: Session, model: type[M], record_id: str, label: str) -> M:
+    """Load ``model`` by id or raise a :class:`NotFound` naming the ``label``."""
+    if not is_valid_id(record_id):
+        raise NotFound(f"No {label} with id {record_id!r}.", field=f"{label}_id")
+    obj = session.get(model, record_id)
+    if obj is None:
+        raise NotFound(f"No {label} with id {record_id!r}.", field=f"{label}_id")
+    return obj
+
+
+def client_id(value: str | None, field_name: str = "id") -> str:
+    """A client-supplied record id (kept forever) or a new one."""
+    if value is None:
+        return new_id()
+    if not is_valid_id(value):
+        raise ValidationError(f"{value!r} is not a valid record id.", field=field_name)
+    return value
+
+
+def require_text(value: str | None, field_name: str, label: str, *, max_len: int = 120) -> str:
+    text = (value or "").strip()
+    if not text:
+        raise ValidationError(f"{label} is required.", field=field_name)
+    if len(text) > max_len:
+        raise ValidationError(f"{label} is longer than {max_len} characters.", field=field_name)
+    return text
+
+
+def optional_text(value: str | None, field_name: str, label: str, *, max_len: int = 200) -> str | None:
+    text = (value or "").strip()
+    if not text:
+        return None
+    if len(text) > max_len:
+        raise ValidationError(f"{label} is longer than {max_len} characters.", field=field_name)
+    return text
+
+
+def to_int(value: object, field_name: str, label: str, *, minimum: int | None = None,
+           maximum: int | None = None) -> int:
+    """Parse a whole number (int or its text), refusing fractions, bools and junk."""
+    if isinstance(value, bool):
+        raise ValidationError(f"{label} must be a whole number.", field=field_name)
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        number = int(value.strip())
+    elif isinstance(value, Decimal) and value == value.to_integral_value():
+        number = int(value)
+    else:
+        raise ValidationError(f"{label} must be a whole number, not {value!r}.", field=field_name)
+    if minimum is not None and number < minimum:
+        raise ValidationError(f"{label} must be at least {minimum}.", field=field_name)
+    if maximum is not None and number > maximum:
+        raise ValidationError(f"{label} must be at most {maximum}.", field=field_name)
+    return number
+
+
+def to_money(value: object, field_name: str, label: str, *, allow_zero: bool = True) -> Decimal:
+    """Parse an amount of money: Decimal, int or text like "12.50"; never a float."""
+    if isinstance(value, float | bool):
+        raise ValidationError(f"{label} must be given as a decimal, not {value!r}.",
+                              field=field_name)
+    try:
+        if isinstance(value, str):
+            amount = Decimal(value.strip())
+        elif isinstance(value, Decimal | int):
+            amount = Decimal(value)
+        else:
+            raise TypeError(type(value).__name__)
+    except (InvalidOperation, TypeError, ValueError):
+        raise ValidationError(f"{label} must be an amount like 12.50, not {value!r}.",
+                              field=field_name) from None
+    if not amount.is_finite():
+        raise ValidationError(f"{label} must be a finite amount.", field=field_name)
+    if amount < 0 or (amount == 0 and not allow_zero):
+        raise ValidationError(f"{label} must be {'at least' if allow_zero else 'more than'} 0.",
+                              field=field_name)
+    if amount != amount.quantize(Decimal("0.0001")):
+        raise ValidationError(f"{label} has more than 4 decimal places.", field=field_name)
+    if amount >= Decimal("1e12"):
+        raise ValidationError(f"{label} is too large.", field=field_name)
+    return amount.quantize(Decimal("0.0001"))
+
+
+def to_time(value: datetime | None) -> datetime:
+    """An occurrence time: now if not given; a naive time is refused (ambiguous)."""
+    if value is None:
+        return utcnow()
+    if value.tzinfo is None:
+        raise ValidationError("The time must include a time zone.", field="occurred_at")
+    return ensure_utc(value)

@@ -1,0 +1,329 @@
+"""Onboarding: a partner with a package and tier, their stands within the package's limits,
+each stand's initial assortment and par levels, and its QR payment payload."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo, available_timezones
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.errors import LimitExceeded, NotFound, ValidationError
+from app.models import (
+    LocationType,
+    LoyaltyTier,
+    Package,
+    PartnerStatus,
+    Product,
+    Role,
+    StandInventory,
+    StandLocation,
+    StandPartner,
+    StandStatus,
+)
+from app.rules import payment_reference, qr_payload
+from app.services.base import (
+    Actor,
+    client_id,
+    get_or_404,
+    optional_text,
+    record_op,
+    require_text,
+    to_int,
+    to_time,
+    transactional,
+)
+
+ONBOARDING_ROLES = (Role.REP, Role.MANAGER, Role.ADMIN)
+DEFAULT_TIMEZONE = "Europe/Berlin"
+
+
+@dataclass(frozen=True)
+class PartnerInput:
+    name: str
+    contact_name: str
+    package_code: str
+    email: str | None = None
+    phone: str | None = None
+    region: str | None = None
+    payout_method: str | None = None
+    payout_account: str | None = None
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class StandInput:
+    name: str
+    address: str
+    city: str
+    location_type: str
+    capacity_units: int
+    postal_code: str | None = None
+    country: str = "DE"
+    latitude: float | None = None
+    longitude: float | None = None
+    assigned_rep: str | None = None
+    timezone: str = DEFAULT_TIMEZONE
+    #: Products by id, SKU or GTIN; ``None`` takes the package's default assortment.
+    products: Sequence[str] | None = None
+
+
+@dataclass(frozen=True)
+class StandCreated:
+    stand_id: str
+    partner_id: str
+    name: str
+    payment_reference: str
+    qr_payload: str
+    product_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PartnerOnboarded:
+    partner_id: str
+    package_code: str
+    tier_code: str
+    stand: StandCreated | None
+
+
+def resolve_product(session: Session, ref: str) -> Product:
+    """Find an active product by id, SKU or GTIN (what a rep types or scans)."""
+    key = (ref or "").strip()
+    if not key:
+        raise ValidationError("A product is required.", field="product")
+    product = session.scalars(
+        select(Product).where((Product.id == key) | (Product.sku == key) | (Product.gtin == key))
+    ).first()
+    if product is None:
+        raise NotFound(f"No product with id, SKU or barcode {key!r}.", field="product")
+    if not product.active:
+        raise ValidationError(f"{product.name} is no longer sold.", field="product")
+    return product
+
+
+def _package(session: Session, code: str) -> Package:
+    pkg = session.scalars(select(Package).where(Package.code == (code or "").strip().lower())).first()
+    if pkg is None:
+        codes = ", ".join(session.scalars(select(Package.code).order_by(Package.rank)))
+        raise NotFound(f"No package {code!r}; choose one of: {codes}.", field="package_code")
+    return pkg
+
+
+def _entry_tier(session: Session) -> LoyaltyTier:
+    tier = session.scalars(select(LoyaltyTier).order_by(LoyaltyTier.rank)).first()
+    if tier is None:
+        raise NotFound("No loyalty tiers are set up; run the reference data seed.")
+    return tier
+
+
+def default_assortment(session: Session, slots: int) -> list[Product]:
+    """The package's starting assortment: active products, spread across categories."""
+    products = list(
+        session.scalars(select(Product).where(Product.active).order_by(Product.category, Product.sku))
+    )
+    by_cat: dict[str, list[Product]] = {}
+    for p in products:
+        by_cat.setdefault(p.category, []).append(p)
+    picked: list[Product] = []
+    queues = list(by_cat.values())
+    while len(picked) < slots and any(queues):
+        for q in queues:
+            if q and len(picked) < slots:
+                picked.append(q.pop(0))
+    return picked
+
+
+def _validate_stand(stand: StandInput) -> dict[str, object]:
+    try:
+        loc_type = LocationType(stand.location_type)
+    except ValueError:
+        kinds = ", ".join(t.value for t in LocationType)
+        raise ValidationError(
+            f"Unknown location type {stand.location_type!r}; choose one of: {kinds}.",
+            field="location_type",
+        ) from None
+    for value, name, label, lo, hi in (
+        (stand.latitude, "latitude", "Latitude", -90.0, 90.0),
+        (stand.longitude, "longitude", "Longitude", -180.0, 180.0),
+    ):
+        if value is None:
+            continue
+        if math.isnan(float(value)) or not lo <= float(value) <= hi:
+            raise ValidationError(f"{label} must be between {lo:g} and {hi:g}.", field=name)
+    if stand.timezone not in available_timezones():
+        raise ValidationError(f"Unknown time zone {stand.timezone!r}.", field="timezone")
+    ZoneInfo(stand.timezone)
+    country = (stand.country or "").strip().upper()
+    if len(country) != 2 or not country.isalpha():
+        raise ValidationError("Country must be a two-letter code such as DE.", field="country")
+    return {
+        "name": require_text(stand.name, "name", "Stand name"),
+        "address": require_text(stand.address, "address", "Address", max_len=200),
+        "city": require_text(stand.city, "city", "City", max_len=80),
+        "postal_code": optional_text(stand.postal_code, "postal_code", "Postal code", max_len=16),
+        "country": country,
+        "latitude": None if stand.latitude is None else float(stand.latitude),
+        "longitude": None if stand.longitude is None else float(stand.longitude),
+        "location_type": loc_type,
+        "capacity_units": to_int(stand.capacity_units, "capacity_units", "Capacity",
+                                 minimum=1, maximum=100_000),
+        "assigned_rep": optional_text(stand.assigned_rep, "assigned_rep", "Assigned rep",
+                                      max_len=60),
+        "timezone": stand.timezone,
+    }
+
+
+def _create_stand(
+    session: Session,
+    actor: Actor,
+    partner: StandPartner,
+    package: Package,
+    stand: StandInput,
+    stand_id: str | None,
+    now: datetime,
+) -> StandCreated:
+    fields = _validate_stand(stand)
+    open_stands = session.scalar(
+        select(func.count())
+        .select_from(StandLocation)
+        .where(StandLocation.partner_id == partner.id, StandLocation.status != StandStatus.REMOVED)
+    ) or 0
+    if open_stands >= package.max_stands:
+        raise LimitExceeded(
+            f"The {package.name} package allows {package.max_stands} stand"
+            f"{'s' if package.max_stands != 1 else ''}; {partner.name} already has "
+            f"{open_stands}. Upgrade the package to add more.",
+            field="package_code",
+        )
+    if stand.products is None:
+        products = default_assortment(session, package.sku_slots)
+    else:
+        products = []
+        seen: set[str] = set()
+        for ref in stand.products:
+            p = resolve_product(session, ref)
+            if p.id in seen:
+                raise ValidationError(f"{p.name} is listed twice.", field="products")
+            seen.add(p.id)
+            products.append(p)
+    if not products:
+        raise ValidationError("A stand needs at least one product.", field="products")
+    if len(products) > package.sku_slots:
+        raise LimitExceeded(
+            f"The {package.name} package allows {package.sku_slots} products per stand; "
+            f"{len(products)} were chosen.",
+            field="products",
+        )
+    sid = client_id(stand_id, "stand_id")
+    if session.get(StandLocation, sid) is not None:
+        raise ValidationError(f"A stand with id {sid} already exists.", field="stand_id")
+    ref = payment_reference(sid)
+    payload = qr_payload(sid, ref)
+    status = StandStatus.ACTIVE if partner.status == PartnerStatus.ACTIVE else StandStatus.PLANNED
+    location = StandLocation(id=sid, partner_id=partner.id, payment_reference=ref,
+                             qr_payload=payload, status=status, created_at=now, updated_at=now,
+                             **fields)
+    session.add(location)
+    session.flush()  # the stand row must exist before its inventory rows
+    capacity_units = fields["capacity_units"]
+    assert isinstance(capacity_units, int)
+    capacity_each = max(package.default_par, capacity_units // len(products))
+    par = min(package.default_par, capacity_each)
+    reorder = max(1, math.ceil(par / 3)) if par else 0
+    lines = []
+    for p in products:
+        session.add(StandInventory(stand_id=sid, product_id=p.id, par_level=par,
+                                   reorder_point=min(reorder, par), capacity=capacity_each,
+                                   on_hand=0, created_at=now, updated_at=now))
+        lines.append({"product_id": p.id, "par_level": par, "reorder_point": min(reorder, par),
+                      "capacity": capacity_each})
+    session.flush()
+    record_op(session, "stand.create", sid,
+              {"stand": {"id": sid, "partner_id": partner.id, "status": status,
+                         "payment_reference": ref, **fields},
+               "inventory": lines, "at": now}, actor)
+    return StandCreated(sid, partner.id, str(fields["name"]), ref, payload,
+                        tuple(p.id for p in products))
+
+
+@transactional
+def onboard_partner(
+    session: Session,
+    actor: Actor,
+    partner: PartnerInput,
+    first_stand: StandInput | None = None,
+    *,
+    partner_id: str | None = None,
+    stand_id: str | None = None,
+    now: datetime | None = None,
+) -> PartnerOnboarded:
+    """Sign up a partner (status ``onboarding``, entry loyalty tier) and optionally a first
+    stand (status ``planned`` until the partner is activated)."""
+    actor.require(ONBOARDING_ROLES, "onboard partners")
+    at = to_time(now)
+    package = _package(session, partner.package_code)
+    tier = _entry_tier(session)
+    pid = client_id(partner_id, "partner_id")
+    if session.get(StandPartner, pid) is not None:
+        raise ValidationError(f"A partner with id {pid} already exists.", field="partner_id")
+    email = optional_text(partner.email, "email", "Email")
+    if email and ("@" not in email or "." not in email.split("@")[-1] or " " in email):
+        raise ValidationError(f"{email!r} is not an email address.", field="email")
+    phone = optional_text(partner.phone, "phone", "Phone", max_len=40)
+    if phone and not all(c.isdigit() or c in "+-() /." for c in phone):
+        raise ValidationError(f"{phone!r} is not a phone number.", field="phone")
+    row = StandPartner(
+        id=pid,
+        name=require_text(partner.name, "name", "Business name"),
+        contact_name=require_text(partner.contact_name, "contact_name", "Contact name"),
+        email=email,
+        phone=phone,
+        package_id=package.id,
+        loyalty_tier_id=tier.id,
+        status=PartnerStatus.ONBOARDING,
+        region=optional_text(partner.region, "region", "Region", max_len=60),
+        payout_method=optional_text(partner.payout_method, "payout_method", "Payout method",
+                                    max_len=24),
+        payout_account=optional_text(partner.payout_account, "payout_account", "Payout account",
+                                     max_len=64),
+        notes=(partner.notes or "").strip(),
+        created_at=at,
+        updated_at=at,
+    )
+    session.add(row)
+    session.flush()
+    record_op(session, "partner.onboard", pid,
+              {"partner": {"id": pid, "name": row.name, "contact_name": row.contact_name,
+                           "email": email, "phone": phone, "package": package.code,
+                           "tier": tier.code, "region": row.region,
+                           "payout_method": row.payout_method,
+                           "payout_account": row.payout_account, "notes": row.notes},
+               "at": at}, actor)
+    created = None
+    if first_stand is not None:
+        created = _create_stand(session, actor, row, package, first_stand, stand_id, at)
+    return PartnerOnboarded(pid, package.code, tier.code, created)
+
+
+@transactional
+def add_stand(
+    session: Session,
+    actor: Actor,
+    partner_id: str,
+    stand: StandInput,
+    *,
+    stand_id: str | None = None,
+    now: datetime | None = None,
+) -> StandCreated:
+    """Add a stand for an existing partner, within their package's stand limit."""
+    actor.require(ONBOARDING_ROLES, "add stands")
+    partner = get_or_404(session, StandPartner, partner_id, "partner")
+    if partner.status in (PartnerStatus.ENDED, PartnerStatus.SUSPENDED):
+        raise ValidationError(f"{partner.name} is {partner.status.value}; no stands can be added.",
+                              field="partner_id")
+    package = session.get_one(Package, partner.package_id)
+    return _create_stand(session, actor, partner, package, stand, stand_id, to_time(now))

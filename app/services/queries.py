@@ -1,0 +1,268 @@
+"""Read-side queries for lists and detail screens, as plain frozen rows.
+
+Aggregates are computed in SQL so a list of thousands of stands costs one query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy.orm import Session
+
+from app.clock import utcnow
+from app.models import (
+    LoyaltyTier,
+    Package,
+    Product,
+    RefillStatus,
+    StandInventory,
+    StandLocation,
+    StandLoyaltyLedger,
+    StandPartner,
+    StandRefillOrder,
+    StandRefillOrderItem,
+)
+from app.services.base import get_or_404, transactional
+
+#: A stand needs attention when a SKU is at or below its reorder point, or when it has not
+#: been counted for this long.
+COUNT_OVERDUE_DAYS = 28
+OPEN_REFILL_STATES = (RefillStatus.REQUESTED, RefillStatus.APPROVED, RefillStatus.SCHEDULED,
+                      RefillStatus.DELIVERED)
+
+
+@dataclass(frozen=True)
+class StandRow:
+    id: str
+    name: str
+    partner_id: str
+    partner_name: str
+    city: str
+    location_type: str
+    status: str
+    assigned_rep: str | None
+    sku_count: int
+    units_on_hand: int
+    low_count: int
+    out_count: int
+    open_refills: int
+    last_counted_at: datetime | None
+    needs_attention: bool
+
+
+@dataclass(frozen=True)
+class InventoryRow:
+    product_id: str
+    sku: str
+    name: str
+    category: str
+    on_hand: int
+    par_level: int
+    reorder_point: int
+    capacity: int
+    last_counted_at: datetime | None
+    list_price: Decimal
+
+    @property
+    def state(self) -> str:
+        """'out', 'low' or 'ok' (for colour in lists)."""
+        if self.on_hand <= 0:
+            return "out"
+        if self.on_hand <= self.reorder_point:
+            return "low"
+        return "ok"
+
+
+@dataclass(frozen=True)
+class StandDetail:
+    stand: StandRow
+    address: str
+    postal_code: str | None
+    latitude: float | None
+    longitude: float | None
+    capacity_units: int
+    timezone: str
+    payment_reference: str
+    qr_payload: str
+    package_code: str
+    package_name: str
+    tier_code: str
+    tier_name: str
+    loyalty_balance: int
+    inventory: tuple[InventoryRow, ...]
+
+
+@dataclass(frozen=True)
+class RefillRow:
+    id: str
+    stand_id: str
+    stand_name: str
+    status: str
+    total: Decimal
+    requested_by: str
+    requested_at: datetime
+    scheduled_for: str | None
+    line_count: int
+
+
+SORTABLE = {
+    "name": StandLocation.name,
+    "city": StandLocation.city,
+    "partner": StandPartner.name,
+    "status": StandLocation.status,
+    "type": StandLocation.location_type,
+    "rep": StandLocation.assigned_rep,
+}
+
+
+def _stand_rows_query(now: datetime) -> Select[tuple[object, ...]]:
+    inv = (
+        select(
+            StandInventory.stand_id.label("stand_id"),
+            func.count().label("skus"),
+            func.coalesce(func.sum(StandInventory.on_hand), 0).label("units"),
+            func.sum(case((and_(StandInventory.on_hand > 0,
+                                StandInventory.on_hand <= StandInventory.reorder_point), 1),
+                          else_=0)).label("low"),
+            func.sum(case((StandInventory.on_hand <= 0, 1), else_=0)).label("out"),
+            func.max(StandInventory.last_counted_at).label("last_count"),
+        )
+        .where(StandInventory.active)
+        .group_by(StandInventory.stand_id)
+        .subquery()
+    )
+    refills = (
+        select(StandRefillOrder.stand_id.label("stand_id"), func.count().label("open"))
+        .where(StandRefillOrder.status.in_(OPEN_REFILL_STATES))
+        .group_by(StandRefillOrder.stand_id)
+        .subquery()
+    )
+    overdue_before = now - timedelta(days=COUNT_OVERDUE_DAYS)
+    attention = or_(
+        func.coalesce(inv.c.low, 0) > 0,
+        func.coalesce(inv.c.out, 0) > 0,
+        inv.c.last_count.is_(None),
+        inv.c.last_count < overdue_before,
+    )
+    return (
+        select(
+            StandLocation.id, StandLocation.name, StandLocation.partner_id, StandPartner.name,
+            StandLocation.city, StandLocation.location_type, StandLocation.status,
+            StandLocation.assigned_rep, func.coalesce(inv.c.skus, 0),
+            func.coalesce(inv.c.units, 0), func.coalesce(inv.c.low, 0),
+            func.coalesce(inv.c.out, 0), func.coalesce(refills.c.open, 0), inv.c.last_count,
+            attention,
+        )
+        .join(StandPartner, StandPartner.id == StandLocation.partner_id)
+        .outerjoin(inv, inv.c.stand_id == StandLocation.id)
+        .outerjoin(refills, refills.c.stand_id == StandLocation.id)
+    )
+
+
+def _int(value: object) -> int:
+    return int(value) if isinstance(value, int | Decimal) else 0
+
+
+def _to_row(r: tuple[object, ...]) -> StandRow:
+    last = r[13]
+    return StandRow(
+        id=str(r[0]), name=str(r[1]), partner_id=str(r[2]), partner_name=str(r[3]),
+        city=str(r[4]), location_type=str(getattr(r[5], "value", r[5])),
+        status=str(getattr(r[6], "value", r[6])),
+        assigned_rep=None if r[7] is None else str(r[7]),
+        sku_count=_int(r[8]), units_on_hand=_int(r[9]), low_count=_int(r[10]),
+        out_count=_int(r[11]), open_refills=_int(r[12]),
+        last_counted_at=last if isinstance(last, datetime) else None,
+        needs_attention=bool(r[14]),
+    )
+
+
+@transactional
+def list_stands(
+    session: Session,
+    *,
+    search: str | None = None,
+    status: str | None = None,
+    partner_id: str | None = None,
+    rep: str | None = None,
+    location_type: str | None = None,
+    needs_attention: bool | None = None,
+    order_by: str = "name",
+    descending: bool = False,
+    limit: int | None = None,
+    offset: int = 0,
+    now: datetime | None = None,
+) -> list[StandRow]:
+    """Stands with their stock and refill summary, filtered and sorted in SQL."""
+    stmt = _stand_rows_query(now or utcnow())
+    if search:
+        like = f"%{search.strip().lower()}%"
+        stmt = stmt.where(or_(func.lower(StandLocation.name).like(like),
+                              func.lower(StandLocation.city).like(like),
+                              func.lower(StandPartner.name).like(like),
+                              func.lower(StandLocation.address).like(like)))
+    if status:
+        stmt = stmt.where(StandLocation.status == status)
+    if partner_id:
+        stmt = stmt.where(StandLocation.partner_id == partner_id)
+    if rep:
+        stmt = stmt.where(StandLocation.assigned_rep == rep)
+    if location_type:
+        stmt = stmt.where(StandLocation.location_type == location_type)
+    if needs_attention is not None:
+        attention = stmt.selected_columns[14]
+        stmt = stmt.where(attention if needs_attention else ~attention)
+    column = SORTABLE.get(order_by, StandLocation.name)
+    stmt = stmt.order_by(column.desc() if descending else column.asc(), StandLocation.id)
+    if limit is not None:
+        stmt = stmt.limit(limit).offset(offset)
+    return [_to_row(tuple(r)) for r in session.execute(stmt)]
+
+
+@transactional
+def stand_detail(session: Session, stand_id: str, *, now: datetime | None = None) -> StandDetail:
+    stand = get_or_404(session, StandLocation, stand_id, "stand")
+    row = _to_row(tuple(session.execute(
+        _stand_rows_query(now or utcnow()).where(StandLocation.id == stand.id)).one()))
+    partner = session.get_one(StandPartner, stand.partner_id)
+    package = session.get_one(Package, partner.package_id)
+    tier = session.get_one(LoyaltyTier, partner.loyalty_tier_id)
+    balance = int(session.scalar(select(func.coalesce(func.sum(StandLoyaltyLedger.points), 0))
+                                 .where(StandLoyaltyLedger.partner_id == partner.id)) or 0)
+    inventory = tuple(
+        InventoryRow(p.id, p.sku, p.name, p.category, i.on_hand, i.par_level, i.reorder_point,
+                     i.capacity, i.last_counted_at, p.list_price)
+        for i, p in session.execute(
+            select(StandInventory, Product).join(Product, Product.id == StandInventory.product_id)
+            .where(StandInventory.stand_id == stand.id).order_by(Product.category, Product.name))
+        .tuples()
+    )
+    return StandDetail(row, stand.address, stand.postal_code, stand.latitude, stand.longitude,
+                       stand.capacity_units, stand.timezone, stand.payment_reference,
+                       stand.qr_payload, package.code, package.name, tier.code, tier.name,
+                       balance, inventory)
+
+
+@transactional
+def list_refills(session: Session, *, status: str | None = None, stand_id: str | None = None,
+                 limit: int = 500) -> list[RefillRow]:
+    lines = (select(StandRefillOrderItem.refill_id, func.count().label("n"))
+             .group_by(StandRefillOrderItem.refill_id).subquery())
+    stmt = (
+        select(StandRefillOrder, StandLocation.name, lines.c.n)
+        .join(StandLocation, StandLocation.id == StandRefillOrder.stand_id)
+        .join(lines, lines.c.refill_id == StandRefillOrder.id)
+        .order_by(StandRefillOrder.requested_at.desc()).limit(limit)
+    )
+    if status:
+        stmt = stmt.where(StandRefillOrder.status == status)
+    if stand_id:
+        stmt = stmt.where(StandRefillOrder.stand_id == stand_id)
+    return [
+        RefillRow(r.id, r.stand_id, name, r.status.value, r.total, r.requested_by,
+                  r.requested_at, r.scheduled_for.isoformat() if r.scheduled_for else None, n)
+        for r, name, n in session.execute(stmt).tuples()
+    ]

@@ -1,0 +1,124 @@
+"""Shared fixtures: a real SQLite file per test, migrated by Alembic, with reference data.
+
+Qt hygiene for the GUI tests lives in tests/ui/conftest.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session
+
+from app.db import SessionFactory, open_db
+from app.models import Product, Role
+from app.reference import seed_reference_data
+from app.services import loyalty, onboarding
+from app.services.base import Actor
+
+REP = Actor("rep.anna", Role.REP)
+OTHER_REP = Actor("rep.ben", Role.REP)
+MANAGER = Actor("mgr.max", Role.MANAGER)
+ADMIN = Actor("admin", Role.ADMIN)
+PARTNER = Actor("partner.shop", Role.PARTNER)
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'stand.db'}"
+
+
+@pytest.fixture
+def factory(db_url: str) -> Iterator[SessionFactory]:
+    sm = open_db(db_url)
+    yield sm
+    sm.kw["bind"].dispose()
+
+
+@dataclass(frozen=True)
+class CatalogProduct:
+    id: str
+    sku: str
+    gtin: str
+    name: str
+    list_price: Decimal
+    pack_size: int
+
+
+def _gtin13(body12: str) -> str:
+    total = sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(body12))
+    return body12 + str((10 - total % 10) % 10)
+
+
+@pytest.fixture
+def catalog(factory: SessionFactory) -> list[CatalogProduct]:
+    """Packages, tiers and 30 products in 3 categories (prices 1.50 .. 16.00)."""
+    out = []
+    with factory() as s, s.begin():
+        seed_reference_data(s)
+        for i in range(30):
+            p = Product(
+                sku=f"SKU-{i:03d}",
+                gtin=_gtin13(f"400000000{i:03d}"),
+                name=f"Product {i:02d}",
+                category=("snacks", "drinks", "care")[i % 3],
+                list_price=Decimal("1.50") + Decimal(i) / 2,
+                unit_cost=Decimal("0.9000") + Decimal(i) / 4,
+                min_price=Decimal("1.00"),
+                max_price=Decimal("40.00"),
+                pack_size=(1, 6, 12)[i % 3] if i % 5 else 1,
+            )
+            s.add(p)
+            s.flush()
+            out.append(CatalogProduct(p.id, p.sku, p.gtin or "", p.name, p.list_price,
+                                      p.pack_size))
+    return out
+
+
+@dataclass(frozen=True)
+class StandFixture:
+    partner_id: str
+    stand_id: str
+    product_ids: tuple[str, ...]
+
+
+def make_stand(
+    session: Session,
+    package: str = "growth",
+    *,
+    name: str = "Kiosk am Markt",
+    activate: bool = True,
+    capacity: int = 240,
+    products: list[str] | None = None,
+) -> StandFixture:
+    """Onboard a partner with one stand (and activate them, by default)."""
+    result = onboarding.onboard_partner(
+        session,
+        REP,
+        onboarding.PartnerInput(name=f"{name} GmbH", contact_name="Hans Müller",
+                                package_code=package, email="hans@example.com"),
+        onboarding.StandInput(name=name, address="Marktplatz 1", city="Berlin",
+                              location_type="kiosk", capacity_units=capacity,
+                              latitude=52.52, longitude=13.40, assigned_rep=REP.user,
+                              products=products),
+    )
+    if activate:
+        loyalty.activate_partner(session, REP, result.partner_id)
+    assert result.stand is not None
+    return StandFixture(result.partner_id, result.stand.stand_id, result.stand.product_ids)
+
+
+@pytest.fixture
+def stand(factory: SessionFactory, catalog: list[CatalogProduct]) -> StandFixture:
+    """An active Growth partner with one stand carrying the default assortment, no stock."""
+    with factory() as s:
+        return make_stand(s)
+
+
+@pytest.fixture
+def session(factory: SessionFactory) -> Iterator[Session]:
+    with factory() as s:
+        yield s

@@ -42,22 +42,59 @@ class TierSpec:
 
 
 PACKAGES: tuple[PackageSpec, ...] = (
-    PackageSpec("starter", "Starter", 1, 1, 12, Decimal("0.10"), Decimal("1.00"), 14, 6, 100,
-                "One stand, up to 12 products, refills every two weeks, 10% commission."),
-    PackageSpec("growth", "Growth", 2, 3, 24, Decimal("0.12"), Decimal("1.25"), 7, 8, 250,
-                "Up to 3 stands, 24 products each, weekly refills, 12% commission, "
-                "1.25x loyalty points."),
-    PackageSpec("pro", "Pro", 3, 10, 40, Decimal("0.15"), Decimal("1.50"), 7, 10, 500,
-                "Up to 10 stands, 40 products each, weekly refills, 15% commission, "
-                "1.5x loyalty points."),
+    PackageSpec(
+        "starter",
+        "Starter",
+        1,
+        1,
+        12,
+        Decimal("0.10"),
+        Decimal("1.00"),
+        14,
+        6,
+        100,
+        "One stand, up to 12 products, refills every two weeks, 10% commission.",
+    ),
+    PackageSpec(
+        "growth",
+        "Growth",
+        2,
+        3,
+        24,
+        Decimal("0.12"),
+        Decimal("1.25"),
+        7,
+        8,
+        250,
+        "Up to 3 stands, 24 products each, weekly refills, 12% commission, 1.25x loyalty points.",
+    ),
+    PackageSpec(
+        "pro",
+        "Pro",
+        3,
+        10,
+        40,
+        Decimal("0.15"),
+        Decimal("1.50"),
+        7,
+        10,
+        500,
+        "Up to 10 stands, 40 products each, weekly refills, 15% commission, 1.5x loyalty points.",
+    ),
 )
 
 TIERS: tuple[TierSpec, ...] = (
     TierSpec("bronze", "Bronze", 1, 0, Decimal("1.00"), "Program newsletter"),
     TierSpec("silver", "Silver", 2, 2_000, Decimal("1.10"), "Free seasonal display kit"),
     TierSpec("gold", "Gold", 3, 6_000, Decimal("1.25"), "Priority refills; quarterly bonus"),
-    TierSpec("platinum", "Platinum", 4, 15_000, Decimal("1.50"),
-             "Priority refills; dedicated rep; early access to new products"),
+    TierSpec(
+        "platinum",
+        "Platinum",
+        4,
+        15_000,
+        Decimal("1.50"),
+        "Priority refills; dedicated rep; early access to new products",
+    ),
 )
 
 

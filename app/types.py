@@ -30,7 +30,7 @@ class ScaledDecimal(TypeDecorator[Decimal]):
         super().__init__(precision=precision, scale=scale, asdecimal=True)
         self.scale = scale
         self._quantum = Decimal(1).scaleb(-scale)
-        self._factor = 10**scale
+        self._factor: int = 10**scale
 
     def _check(self, value: Decimal | int | str) -> Decimal:
         try:
@@ -68,12 +68,12 @@ class ScaledDecimal(TypeDecorator[Decimal]):
         return self
 
 
-def Money() -> ScaledDecimal:  # noqa: N802 - reads like a type in model declarations
+def Money() -> ScaledDecimal:
     """An amount of money: 4 decimal places, so unit costs like 0.3333 stay exact."""
     return ScaledDecimal(18, 4)
 
 
-def Rate() -> ScaledDecimal:  # noqa: N802 - reads like a type in model declarations
+def Rate() -> ScaledDecimal:
     """A rate or multiplier such as a commission of 0.1250 or a 1.5x point multiplier."""
     return ScaledDecimal(10, 6)
 

@@ -73,8 +73,7 @@ def catalog(factory: SessionFactory) -> list[CatalogProduct]:
             )
             s.add(p)
             s.flush()
-            out.append(CatalogProduct(p.id, p.sku, p.gtin or "", p.name, p.list_price,
-                                      p.pack_size))
+            out.append(CatalogProduct(p.id, p.sku, p.gtin or "", p.name, p.list_price, p.pack_size))
     return out
 
 
@@ -98,12 +97,23 @@ def make_stand(
     result = onboarding.onboard_partner(
         session,
         REP,
-        onboarding.PartnerInput(name=f"{name} GmbH", contact_name="Hans Müller",
-                                package_code=package, email="hans@example.com"),
-        onboarding.StandInput(name=name, address="Marktplatz 1", city="Berlin",
-                              location_type="kiosk", capacity_units=capacity,
-                              latitude=52.52, longitude=13.40, assigned_rep=REP.user,
-                              products=products),
+        onboarding.PartnerInput(
+            name=f"{name} GmbH",
+            contact_name="Hans Müller",
+            package_code=package,
+            email="hans@example.com",
+        ),
+        onboarding.StandInput(
+            name=name,
+            address="Marktplatz 1",
+            city="Berlin",
+            location_type="kiosk",
+            capacity_units=capacity,
+            latitude=52.52,
+            longitude=13.40,
+            assigned_rep=REP.user,
+            products=products,
+        ),
     )
     if activate:
         loyalty.activate_partner(session, REP, result.partner_id)

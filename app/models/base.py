@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+
 from sqlalchemy import Enum, MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 

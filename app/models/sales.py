@@ -31,9 +31,7 @@ class StandOrder(Base):
     kind: Mapped[OrderKind] = mapped_column(
         enum_column(OrderKind, "order_kind"), default=OrderKind.SALE
     )
-    voided_order_id: Mapped[str | None] = mapped_column(
-        ForeignKey("stand_order.id"), unique=True
-    )
+    voided_order_id: Mapped[str | None] = mapped_column(ForeignKey("stand_order.id"), unique=True)
     occurred_at: Mapped[datetime]
     payment_method: Mapped[PaymentMethod] = mapped_column(
         enum_column(PaymentMethod, "payment_method")

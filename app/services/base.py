@@ -138,7 +138,7 @@ def device_id(session: Session) -> str:
     value = session.scalar(select(LocalDevice.id))
     if value is None:
         raise RuntimeError("this database has no device id; open it with app.db.open_db")
-    return value
+    return str(value)
 
 
 # --------------------------------------------------------------------------- validation
@@ -172,7 +172,9 @@ def require_text(value: str | None, field_name: str, label: str, *, max_len: int
     return text
 
 
-def optional_text(value: str | None, field_name: str, label: str, *, max_len: int = 200) -> str | None:
+def optional_text(
+    value: str | None, field_name: str, label: str, *, max_len: int = 200
+) -> str | None:
     text = (value or "").strip()
     if not text:
         return None
@@ -181,8 +183,14 @@ def optional_text(value: str | None, field_name: str, label: str, *, max_len: in
     return text
 
 
-def to_int(value: object, field_name: str, label: str, *, minimum: int | None = None,
-           maximum: int | None = None) -> int:
+def to_int(
+    value: object,
+    field_name: str,
+    label: str,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+) -> int:
     """Parse a whole number (int or its text), refusing fractions, bools and junk."""
     if isinstance(value, bool):
         raise ValidationError(f"{label} must be a whole number.", field=field_name)
@@ -204,8 +212,9 @@ def to_int(value: object, field_name: str, label: str, *, minimum: int | None = 
 def to_money(value: object, field_name: str, label: str, *, allow_zero: bool = True) -> Decimal:
     """Parse an amount of money: Decimal, int or text like "12.50"; never a float."""
     if isinstance(value, float | bool):
-        raise ValidationError(f"{label} must be given as a decimal, not {value!r}.",
-                              field=field_name)
+        raise ValidationError(
+            f"{label} must be given as a decimal, not {value!r}.", field=field_name
+        )
     try:
         if isinstance(value, str):
             amount = Decimal(value.strip())
@@ -214,13 +223,15 @@ def to_money(value: object, field_name: str, label: str, *, allow_zero: bool = T
         else:
             raise TypeError(type(value).__name__)
     except (InvalidOperation, TypeError, ValueError):
-        raise ValidationError(f"{label} must be an amount like 12.50, not {value!r}.",
-                              field=field_name) from None
+        raise ValidationError(
+            f"{label} must be an amount like 12.50, not {value!r}.", field=field_name
+        ) from None
     if not amount.is_finite():
         raise ValidationError(f"{label} must be a finite amount.", field=field_name)
     if amount < 0 or (amount == 0 and not allow_zero):
-        raise ValidationError(f"{label} must be {'at least' if allow_zero else 'more than'} 0.",
-                              field=field_name)
+        raise ValidationError(
+            f"{label} must be {'at least' if allow_zero else 'more than'} 0.", field=field_name
+        )
     if amount != amount.quantize(Decimal("0.0001")):
         raise ValidationError(f"{label} has more than 4 decimal places.", field=field_name)
     if amount >= Decimal("1e12"):

@@ -180,10 +180,17 @@ def verify_on_hand(session: Session, stand_id: str | None = None) -> list[Mismat
         .subquery()
     )
     stmt = (
-        select(StandInventory.stand_id, StandInventory.product_id, StandInventory.on_hand,
-               func.coalesce(sums.c.qty, 0))
-        .outerjoin(sums, (sums.c.stand_id == StandInventory.stand_id)
-                   & (sums.c.product_id == StandInventory.product_id))
+        select(
+            StandInventory.stand_id,
+            StandInventory.product_id,
+            StandInventory.on_hand,
+            func.coalesce(sums.c.qty, 0),
+        )
+        .outerjoin(
+            sums,
+            (sums.c.stand_id == StandInventory.stand_id)
+            & (sums.c.product_id == StandInventory.product_id),
+        )
         .where(StandInventory.on_hand != func.coalesce(sums.c.qty, 0))
     )
     if stand_id is not None:
@@ -216,19 +223,32 @@ def record_count(
         raise ValidationError(f"A count with id {sid} already exists.", field="snapshot_id")
     lines_by_product = {
         line.product_id: line
-        for line in session.scalars(select(StandInventory).where(StandInventory.stand_id == stand.id))
+        for line in session.scalars(
+            select(StandInventory).where(StandInventory.stand_id == stand.id)
+        )
     }
     parsed: list[tuple[StandInventory, int]] = []
     for product_id, raw in counts.items():
         line = lines_by_product.get(product_id)
         if line is None:
-            raise NotFound(f"Product {product_id!r} is not carried at {stand.name}.",
-                           field=f"count:{product_id}")
-        parsed.append((line, to_int(raw, f"count:{product_id}", "Counted quantity",
-                                    minimum=0, maximum=MAX_QTY)))
-    snapshot = StandInventorySnapshot(id=sid, stand_id=stand.id, source=source, counted_at=at,
-                                      actor=actor.user,
-                                      note=optional_text(note, "note", "Note", max_len=500))
+            raise NotFound(
+                f"Product {product_id!r} is not carried at {stand.name}.",
+                field=f"count:{product_id}",
+            )
+        parsed.append(
+            (
+                line,
+                to_int(raw, f"count:{product_id}", "Counted quantity", minimum=0, maximum=MAX_QTY),
+            )
+        )
+    snapshot = StandInventorySnapshot(
+        id=sid,
+        stand_id=stand.id,
+        source=source,
+        counted_at=at,
+        actor=actor.user,
+        note=optional_text(note, "note", "Note", max_len=500),
+    )
     session.add(snapshot)
     session.flush()
     result_lines = []
@@ -239,22 +259,53 @@ def record_count(
         movement_id = None
         if variance:
             movement_id = new_id()
-            post_movement(session, stand_id=stand.id, product_id=inv.product_id,
-                          quantity=variance, kind=MovementKind.COUNT_ADJUSTMENT, occurred_at=at,
-                          actor=actor, ref_type="stand_inventory_snapshot", ref_id=sid,
-                          movement_id=movement_id)
-        session.add(StandInventorySnapshotLine(snapshot_id=sid, product_id=inv.product_id,
-                                               expected_qty=expected, counted_qty=counted,
-                                               variance=variance,
-                                               adjustment_movement_id=movement_id))
+            post_movement(
+                session,
+                stand_id=stand.id,
+                product_id=inv.product_id,
+                quantity=variance,
+                kind=MovementKind.COUNT_ADJUSTMENT,
+                occurred_at=at,
+                actor=actor,
+                ref_type="stand_inventory_snapshot",
+                ref_id=sid,
+                movement_id=movement_id,
+            )
+        session.add(
+            StandInventorySnapshotLine(
+                snapshot_id=sid,
+                product_id=inv.product_id,
+                expected_qty=expected,
+                counted_qty=counted,
+                variance=variance,
+                adjustment_movement_id=movement_id,
+            )
+        )
         inv.last_counted_at = at
         result_lines.append(CountLine(inv.product_id, expected, counted, variance))
-        op_lines.append({"product_id": inv.product_id, "expected": expected, "counted": counted,
-                         "movement_id": movement_id})
+        op_lines.append(
+            {
+                "product_id": inv.product_id,
+                "expected": expected,
+                "counted": counted,
+                "movement_id": movement_id,
+            }
+        )
     session.flush()
-    record_op(session, "count.record", sid,
-              {"snapshot_id": sid, "stand_id": stand.id, "counted_at": at, "source": source,
-               "note": snapshot.note, "lines": op_lines}, actor)
+    record_op(
+        session,
+        "count.record",
+        sid,
+        {
+            "snapshot_id": sid,
+            "stand_id": stand.id,
+            "counted_at": at,
+            "source": source,
+            "note": snapshot.note,
+            "lines": op_lines,
+        },
+        actor,
+    )
     return CountResult(sid, stand.id, tuple(result_lines))
 
 
@@ -273,25 +324,46 @@ def set_levels(
     actor.require(LEVEL_ROLES, "change stock levels")
     open_stand(session, stand_id)
     line = inventory_line(session, stand_id, product_id)
-    cap = line.capacity if capacity is None else to_int(capacity, "capacity", "Capacity",
-                                                        minimum=1, maximum=MAX_QTY)
-    par = line.par_level if par_level is None else to_int(par_level, "par_level", "Par level",
-                                                          minimum=0, maximum=MAX_QTY)
-    rop = line.reorder_point if reorder_point is None else to_int(
-        reorder_point, "reorder_point", "Reorder point", minimum=0, maximum=MAX_QTY)
+    cap = (
+        line.capacity
+        if capacity is None
+        else to_int(capacity, "capacity", "Capacity", minimum=1, maximum=MAX_QTY)
+    )
+    par = (
+        line.par_level
+        if par_level is None
+        else to_int(par_level, "par_level", "Par level", minimum=0, maximum=MAX_QTY)
+    )
+    rop = (
+        line.reorder_point
+        if reorder_point is None
+        else to_int(reorder_point, "reorder_point", "Reorder point", minimum=0, maximum=MAX_QTY)
+    )
     if par > cap:
-        raise ValidationError(f"Par level {par} is above the capacity of {cap}.",
-                              field="par_level")
+        raise ValidationError(f"Par level {par} is above the capacity of {cap}.", field="par_level")
     if rop > par:
-        raise ValidationError(f"Reorder point {rop} is above the par level of {par}.",
-                              field="reorder_point")
-    before = {"par_level": line.par_level, "reorder_point": line.reorder_point,
-              "capacity": line.capacity}
+        raise ValidationError(
+            f"Reorder point {rop} is above the par level of {par}.", field="reorder_point"
+        )
+    before = {
+        "par_level": line.par_level,
+        "reorder_point": line.reorder_point,
+        "capacity": line.capacity,
+    }
     line.par_level, line.reorder_point, line.capacity = par, rop, cap
     session.flush()
-    record_op(session, "inventory.set_levels", line.id,
-              {"stand_id": stand_id, "product_id": product_id, "before": before,
-               "after": {"par_level": par, "reorder_point": rop, "capacity": cap}}, actor)
+    record_op(
+        session,
+        "inventory.set_levels",
+        line.id,
+        {
+            "stand_id": stand_id,
+            "product_id": product_id,
+            "before": before,
+            "after": {"par_level": par, "reorder_point": rop, "capacity": cap},
+        },
+        actor,
+    )
     return LevelsResult(stand_id, product_id, par, rop, cap)
 
 
@@ -319,9 +391,30 @@ def record_stock_change(
     at = to_time(occurred_at)
     mid = client_id(movement_id, "movement_id")
     text = optional_text(note, "note", "Note", max_len=500)
-    post_movement(session, stand_id=stand_id, product_id=product_id, quantity=signed, kind=kind,
-                  occurred_at=at, actor=actor, note=text, movement_id=mid)
-    record_op(session, f"stock.{kind.value}", mid,
-              {"movement_id": mid, "stand_id": stand_id, "product_id": product_id,
-               "quantity": signed, "kind": kind, "occurred_at": at, "note": text}, actor)
+    post_movement(
+        session,
+        stand_id=stand_id,
+        product_id=product_id,
+        quantity=signed,
+        kind=kind,
+        occurred_at=at,
+        actor=actor,
+        note=text,
+        movement_id=mid,
+    )
+    record_op(
+        session,
+        f"stock.{kind.value}",
+        mid,
+        {
+            "movement_id": mid,
+            "stand_id": stand_id,
+            "product_id": product_id,
+            "quantity": signed,
+            "kind": kind,
+            "occurred_at": at,
+            "note": text,
+        },
+        actor,
+    )
     return mid

@@ -93,9 +93,15 @@ def add_entry(
 ) -> StandLoyaltyLedger:
     """Append one ledger entry (internal: callers validate and write the op)."""
     entry = StandLoyaltyLedger(
-        id=entry_id or new_id(), partner_id=partner_id, kind=kind, points=points,
-        occurred_at=occurred_at, ref_type=ref_type, ref_id=ref_id,
-        actor=actor.user if actor else None, note=note,
+        id=entry_id or new_id(),
+        partner_id=partner_id,
+        kind=kind,
+        points=points,
+        occurred_at=occurred_at,
+        ref_type=ref_type,
+        ref_id=ref_id,
+        actor=actor.user if actor else None,
+        note=note,
     )
     session.add(entry)
     return entry
@@ -103,10 +109,14 @@ def add_entry(
 
 def _balance(session: Session, partner_id: str) -> int:
     session.flush()
-    return int(session.scalar(
-        select(func.coalesce(func.sum(StandLoyaltyLedger.points), 0))
-        .where(StandLoyaltyLedger.partner_id == partner_id)
-    ) or 0)
+    return int(
+        session.scalar(
+            select(func.coalesce(func.sum(StandLoyaltyLedger.points), 0)).where(
+                StandLoyaltyLedger.partner_id == partner_id
+            )
+        )
+        or 0
+    )
 
 
 @transactional
@@ -121,17 +131,24 @@ def ledger(session: Session, partner_id: str, *, limit: int = 200) -> list[Ledge
     """The newest ledger entries first."""
     get_or_404(session, StandPartner, partner_id, "partner")
     rows = session.scalars(
-        select(StandLoyaltyLedger).where(StandLoyaltyLedger.partner_id == partner_id)
+        select(StandLoyaltyLedger)
+        .where(StandLoyaltyLedger.partner_id == partner_id)
         .order_by(StandLoyaltyLedger.occurred_at.desc(), StandLoyaltyLedger.id.desc())
         .limit(limit)
     )
-    return [LedgerEntry(e.id, e.kind, e.points, e.occurred_at, e.note, e.ref_type, e.ref_id)
-            for e in rows]
+    return [
+        LedgerEntry(e.id, e.kind, e.points, e.occurred_at, e.note, e.ref_type, e.ref_id)
+        for e in rows
+    ]
 
 
 @transactional
 def activate_partner(
-    session: Session, actor: Actor, partner_id: str, *, now: datetime | None = None,
+    session: Session,
+    actor: Actor,
+    partner_id: str,
+    *,
+    now: datetime | None = None,
     entry_id: str | None = None,
 ) -> PointsResult:
     """Make an onboarding partner active: their planned stands go live and they receive the
@@ -141,12 +158,17 @@ def activate_partner(
     if partner.status != PartnerStatus.ONBOARDING:
         raise ValidationError(
             f"{partner.name} is {partner.status.value}; only a partner in onboarding can be "
-            "activated.", field="partner_id")
+            "activated.",
+            field="partner_id",
+        )
     at = to_time(now)
     package = session.get_one(Package, partner.package_id)
     partner.status = PartnerStatus.ACTIVE
-    stands = session.scalars(select(StandLocation).where(
-        StandLocation.partner_id == partner_id, StandLocation.status == StandStatus.PLANNED))
+    stands = session.scalars(
+        select(StandLocation).where(
+            StandLocation.partner_id == partner_id, StandLocation.status == StandStatus.PLANNED
+        )
+    )
     stand_ids = []
     for stand in stands:
         stand.status = StandStatus.ACTIVE
@@ -154,20 +176,43 @@ def activate_partner(
     eid = None
     if package.activation_points > 0:
         eid = client_id(entry_id, "entry_id")
-        add_entry(session, partner_id=partner_id, kind=LoyaltyKind.ACTIVATION,
-                  points=package.activation_points, occurred_at=at, actor=actor,
-                  note=f"Welcome to {package.name}", entry_id=eid)
+        add_entry(
+            session,
+            partner_id=partner_id,
+            kind=LoyaltyKind.ACTIVATION,
+            points=package.activation_points,
+            occurred_at=at,
+            actor=actor,
+            note=f"Welcome to {package.name}",
+            entry_id=eid,
+        )
     session.flush()
-    record_op(session, "partner.activate", partner_id,
-              {"partner_id": partner_id, "stands": stand_ids, "entry_id": eid,
-               "points": package.activation_points, "at": at}, actor)
+    record_op(
+        session,
+        "partner.activate",
+        partner_id,
+        {
+            "partner_id": partner_id,
+            "stands": stand_ids,
+            "entry_id": eid,
+            "points": package.activation_points,
+            "at": at,
+        },
+        actor,
+    )
     return PointsResult(partner_id, eid, package.activation_points, _balance(session, partner_id))
 
 
 @transactional
 def redeem_points(
-    session: Session, actor: Actor, partner_id: str, points: object, *, note: str | None = None,
-    now: datetime | None = None, entry_id: str | None = None,
+    session: Session,
+    actor: Actor,
+    partner_id: str,
+    points: object,
+    *,
+    note: str | None = None,
+    now: datetime | None = None,
+    entry_id: str | None = None,
 ) -> PointsResult:
     """Spend points. A redemption can never take the balance below zero."""
     actor.require(FIELD_ROLES, "redeem points")
@@ -175,23 +220,43 @@ def redeem_points(
     amount = to_int(points, "points", "Points to redeem", minimum=1, maximum=MAX_POINTS)
     current = _balance(session, partner_id)
     if amount > current:
-        raise LimitExceeded(f"{partner.name} has {current} points; {amount} cannot be redeemed.",
-                            field="points")
+        raise LimitExceeded(
+            f"{partner.name} has {current} points; {amount} cannot be redeemed.", field="points"
+        )
     at = to_time(now)
     eid = client_id(entry_id, "entry_id")
     text = optional_text(note, "note", "Note", max_len=500)
-    add_entry(session, partner_id=partner_id, kind=LoyaltyKind.REDEEM, points=-amount,
-              occurred_at=at, actor=actor, note=text, entry_id=eid)
-    record_op(session, "loyalty.redeem", eid,
-              {"entry_id": eid, "partner_id": partner_id, "points": -amount, "at": at,
-               "note": text}, actor)
+    add_entry(
+        session,
+        partner_id=partner_id,
+        kind=LoyaltyKind.REDEEM,
+        points=-amount,
+        occurred_at=at,
+        actor=actor,
+        note=text,
+        entry_id=eid,
+    )
+    record_op(
+        session,
+        "loyalty.redeem",
+        eid,
+        {"entry_id": eid, "partner_id": partner_id, "points": -amount, "at": at, "note": text},
+        actor,
+    )
     return PointsResult(partner_id, eid, -amount, current - amount)
 
 
 @transactional
 def adjust_points(
-    session: Session, actor: Actor, partner_id: str, points: object, *, note: str,
-    bonus: bool = False, now: datetime | None = None, entry_id: str | None = None,
+    session: Session,
+    actor: Actor,
+    partner_id: str,
+    points: object,
+    *,
+    note: str,
+    bonus: bool = False,
+    now: datetime | None = None,
+    entry_id: str | None = None,
 ) -> PointsResult:
     """A manager's bonus (positive) or correction (either sign), with a reason."""
     actor.require(MANAGER_ROLES, "grant bonuses or adjust points")
@@ -207,11 +272,30 @@ def adjust_points(
     at = to_time(now)
     eid = client_id(entry_id, "entry_id")
     kind = LoyaltyKind.BONUS if bonus else LoyaltyKind.ADJUST
-    add_entry(session, partner_id=partner_id, kind=kind, points=amount, occurred_at=at,
-              actor=actor, note=text, entry_id=eid)
-    record_op(session, f"loyalty.{kind.value}", eid,
-              {"entry_id": eid, "partner_id": partner_id, "points": amount, "kind": kind,
-               "at": at, "note": text}, actor)
+    add_entry(
+        session,
+        partner_id=partner_id,
+        kind=kind,
+        points=amount,
+        occurred_at=at,
+        actor=actor,
+        note=text,
+        entry_id=eid,
+    )
+    record_op(
+        session,
+        f"loyalty.{kind.value}",
+        eid,
+        {
+            "entry_id": eid,
+            "partner_id": partner_id,
+            "points": amount,
+            "kind": kind,
+            "at": at,
+            "note": text,
+        },
+        actor,
+    )
     return PointsResult(partner_id, eid, amount, _balance(session, partner_id))
 
 
@@ -240,7 +324,11 @@ def expirable_points(entries: list[tuple[datetime, int]], cutoff: datetime) -> i
 
 @transactional
 def expire_points(
-    session: Session, actor: Actor, *, partner_id: str | None = None, now: datetime | None = None,
+    session: Session,
+    actor: Actor,
+    *,
+    partner_id: str | None = None,
+    now: datetime | None = None,
     max_age_days: int = POINTS_EXPIRE_AFTER_DAYS,
 ) -> list[PointsResult]:
     """Expire points older than ``max_age_days``, oldest first, for one partner or all.
@@ -264,29 +352,45 @@ def expire_points(
         if amount <= 0:
             continue
         eid = new_id()
-        add_entry(session, partner_id=pid, kind=LoyaltyKind.EXPIRE, points=-amount,
-                  occurred_at=at, actor=actor, note=f"Points older than {max_age_days} days",
-                  entry_id=eid)
-        record_op(session, "loyalty.expire", eid,
-                  {"entry_id": eid, "partner_id": pid, "points": -amount, "at": at,
-                   "cutoff": cutoff}, actor)
+        add_entry(
+            session,
+            partner_id=pid,
+            kind=LoyaltyKind.EXPIRE,
+            points=-amount,
+            occurred_at=at,
+            actor=actor,
+            note=f"Points older than {max_age_days} days",
+            entry_id=eid,
+        )
+        record_op(
+            session,
+            "loyalty.expire",
+            eid,
+            {"entry_id": eid, "partner_id": pid, "points": -amount, "at": at, "cutoff": cutoff},
+            actor,
+        )
         results.append(PointsResult(pid, eid, -amount, _balance(session, pid)))
     return results
 
 
 def _earned_in_window(session: Session, partner_id: str, at: datetime) -> int:
     since = at - timedelta(days=TIER_WINDOW_DAYS)
-    return int(session.scalar(
-        select(func.coalesce(func.sum(StandLoyaltyLedger.points), 0)).where(
-            StandLoyaltyLedger.partner_id == partner_id,
-            or_(StandLoyaltyLedger.kind.in_(EARNED_KINDS),
-                # a voided sale takes back what it earned
-                (StandLoyaltyLedger.kind == LoyaltyKind.ADJUST)
-                & (StandLoyaltyLedger.ref_type == "stand_order")),
-            StandLoyaltyLedger.occurred_at > since,
-            StandLoyaltyLedger.occurred_at <= at,
+    return int(
+        session.scalar(
+            select(func.coalesce(func.sum(StandLoyaltyLedger.points), 0)).where(
+                StandLoyaltyLedger.partner_id == partner_id,
+                or_(
+                    StandLoyaltyLedger.kind.in_(EARNED_KINDS),
+                    # a voided sale takes back what it earned
+                    (StandLoyaltyLedger.kind == LoyaltyKind.ADJUST)
+                    & (StandLoyaltyLedger.ref_type == "stand_order"),
+                ),
+                StandLoyaltyLedger.occurred_at > since,
+                StandLoyaltyLedger.occurred_at <= at,
+            )
         )
-    ) or 0)
+        or 0
+    )
 
 
 def tier_for_points(tiers: list[LoyaltyTier], earned: int) -> LoyaltyTier:
@@ -307,14 +411,24 @@ def tier_status(session: Session, partner_id: str, *, now: datetime | None = Non
     current = session.get_one(LoyaltyTier, partner.loyalty_tier_id)
     earned = _earned_in_window(session, partner_id, at)
     nxt = next((t for t in tiers if t.rank > current.rank), None)
-    return TierStatus(partner_id, current.code, current.name, earned,
-                      nxt.code if nxt else None, nxt.name if nxt else None,
-                      max(0, nxt.threshold_points - earned) if nxt else None)
+    return TierStatus(
+        partner_id,
+        current.code,
+        current.name,
+        earned,
+        nxt.code if nxt else None,
+        nxt.name if nxt else None,
+        max(0, nxt.threshold_points - earned) if nxt else None,
+    )
 
 
 @transactional
 def reevaluate_tiers(
-    session: Session, actor: Actor, *, partner_id: str | None = None, now: datetime | None = None,
+    session: Session,
+    actor: Actor,
+    *,
+    partner_id: str | None = None,
+    now: datetime | None = None,
 ) -> list[TierChange]:
     """Move partners to the tier their trailing-window earnings hold (up or down)."""
     actor.require(MANAGER_ROLES, "re-evaluate loyalty tiers")
@@ -334,9 +448,13 @@ def reevaluate_tiers(
             continue
         old = by_id[partner.loyalty_tier_id]
         partner.loyalty_tier_id = target.id
-        record_op(session, "partner.tier_change", partner.id,
-                  {"partner_id": partner.id, "from": old.code, "to": target.code, "at": at},
-                  actor)
+        record_op(
+            session,
+            "partner.tier_change",
+            partner.id,
+            {"partner_id": partner.id, "from": old.code, "to": target.code, "at": at},
+            actor,
+        )
         changes.append(TierChange(partner.id, old.code, target.code))
     session.flush()
     return changes

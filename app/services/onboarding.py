@@ -106,7 +106,9 @@ def resolve_product(session: Session, ref: str) -> Product:
 
 
 def _package(session: Session, code: str) -> Package:
-    pkg = session.scalars(select(Package).where(Package.code == (code or "").strip().lower())).first()
+    pkg = session.scalars(
+        select(Package).where(Package.code == (code or "").strip().lower())
+    ).first()
     if pkg is None:
         codes = ", ".join(session.scalars(select(Package.code).order_by(Package.rank)))
         raise NotFound(f"No package {code!r}; choose one of: {codes}.", field="package_code")
@@ -123,7 +125,9 @@ def _entry_tier(session: Session) -> LoyaltyTier:
 def default_assortment(session: Session, slots: int) -> list[Product]:
     """The package's starting assortment: active products, spread across categories."""
     products = list(
-        session.scalars(select(Product).where(Product.active).order_by(Product.category, Product.sku))
+        session.scalars(
+            select(Product).where(Product.active).order_by(Product.category, Product.sku)
+        )
     )
     by_cat: dict[str, list[Product]] = {}
     for p in products:
@@ -169,10 +173,12 @@ def _validate_stand(stand: StandInput) -> dict[str, object]:
         "latitude": None if stand.latitude is None else float(stand.latitude),
         "longitude": None if stand.longitude is None else float(stand.longitude),
         "location_type": loc_type,
-        "capacity_units": to_int(stand.capacity_units, "capacity_units", "Capacity",
-                                 minimum=1, maximum=100_000),
-        "assigned_rep": optional_text(stand.assigned_rep, "assigned_rep", "Assigned rep",
-                                      max_len=60),
+        "capacity_units": to_int(
+            stand.capacity_units, "capacity_units", "Capacity", minimum=1, maximum=100_000
+        ),
+        "assigned_rep": optional_text(
+            stand.assigned_rep, "assigned_rep", "Assigned rep", max_len=60
+        ),
         "timezone": stand.timezone,
     }
 
@@ -187,11 +193,16 @@ def _create_stand(
     now: datetime,
 ) -> StandCreated:
     fields = _validate_stand(stand)
-    open_stands = session.scalar(
-        select(func.count())
-        .select_from(StandLocation)
-        .where(StandLocation.partner_id == partner.id, StandLocation.status != StandStatus.REMOVED)
-    ) or 0
+    open_stands = (
+        session.scalar(
+            select(func.count())
+            .select_from(StandLocation)
+            .where(
+                StandLocation.partner_id == partner.id, StandLocation.status != StandStatus.REMOVED
+            )
+        )
+        or 0
+    )
     if open_stands >= package.max_stands:
         raise LimitExceeded(
             f"The {package.name} package allows {package.max_stands} stand"
@@ -224,9 +235,16 @@ def _create_stand(
     ref = payment_reference(sid)
     payload = qr_payload(sid, ref)
     status = StandStatus.ACTIVE if partner.status == PartnerStatus.ACTIVE else StandStatus.PLANNED
-    location = StandLocation(id=sid, partner_id=partner.id, payment_reference=ref,
-                             qr_payload=payload, status=status, created_at=now, updated_at=now,
-                             **fields)
+    location = StandLocation(
+        id=sid,
+        partner_id=partner.id,
+        payment_reference=ref,
+        qr_payload=payload,
+        status=status,
+        created_at=now,
+        updated_at=now,
+        **fields,
+    )
     session.add(location)
     session.flush()  # the stand row must exist before its inventory rows
     capacity_units = fields["capacity_units"]
@@ -236,18 +254,47 @@ def _create_stand(
     reorder = max(1, math.ceil(par / 3)) if par else 0
     lines = []
     for p in products:
-        session.add(StandInventory(stand_id=sid, product_id=p.id, par_level=par,
-                                   reorder_point=min(reorder, par), capacity=capacity_each,
-                                   on_hand=0, created_at=now, updated_at=now))
-        lines.append({"product_id": p.id, "par_level": par, "reorder_point": min(reorder, par),
-                      "capacity": capacity_each})
+        session.add(
+            StandInventory(
+                stand_id=sid,
+                product_id=p.id,
+                par_level=par,
+                reorder_point=min(reorder, par),
+                capacity=capacity_each,
+                on_hand=0,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        lines.append(
+            {
+                "product_id": p.id,
+                "par_level": par,
+                "reorder_point": min(reorder, par),
+                "capacity": capacity_each,
+            }
+        )
     session.flush()
-    record_op(session, "stand.create", sid,
-              {"stand": {"id": sid, "partner_id": partner.id, "status": status,
-                         "payment_reference": ref, **fields},
-               "inventory": lines, "at": now}, actor)
-    return StandCreated(sid, partner.id, str(fields["name"]), ref, payload,
-                        tuple(p.id for p in products))
+    record_op(
+        session,
+        "stand.create",
+        sid,
+        {
+            "stand": {
+                "id": sid,
+                "partner_id": partner.id,
+                "status": status,
+                "payment_reference": ref,
+                **fields,
+            },
+            "inventory": lines,
+            "at": now,
+        },
+        actor,
+    )
+    return StandCreated(
+        sid, partner.id, str(fields["name"]), ref, payload, tuple(p.id for p in products)
+    )
 
 
 @transactional
@@ -286,23 +333,40 @@ def onboard_partner(
         loyalty_tier_id=tier.id,
         status=PartnerStatus.ONBOARDING,
         region=optional_text(partner.region, "region", "Region", max_len=60),
-        payout_method=optional_text(partner.payout_method, "payout_method", "Payout method",
-                                    max_len=24),
-        payout_account=optional_text(partner.payout_account, "payout_account", "Payout account",
-                                     max_len=64),
+        payout_method=optional_text(
+            partner.payout_method, "payout_method", "Payout method", max_len=24
+        ),
+        payout_account=optional_text(
+            partner.payout_account, "payout_account", "Payout account", max_len=64
+        ),
         notes=(partner.notes or "").strip(),
         created_at=at,
         updated_at=at,
     )
     session.add(row)
     session.flush()
-    record_op(session, "partner.onboard", pid,
-              {"partner": {"id": pid, "name": row.name, "contact_name": row.contact_name,
-                           "email": email, "phone": phone, "package": package.code,
-                           "tier": tier.code, "region": row.region,
-                           "payout_method": row.payout_method,
-                           "payout_account": row.payout_account, "notes": row.notes},
-               "at": at}, actor)
+    record_op(
+        session,
+        "partner.onboard",
+        pid,
+        {
+            "partner": {
+                "id": pid,
+                "name": row.name,
+                "contact_name": row.contact_name,
+                "email": email,
+                "phone": phone,
+                "package": package.code,
+                "tier": tier.code,
+                "region": row.region,
+                "payout_method": row.payout_method,
+                "payout_account": row.payout_account,
+                "notes": row.notes,
+            },
+            "at": at,
+        },
+        actor,
+    )
     created = None
     if first_stand is not None:
         created = _create_stand(session, actor, row, package, first_stand, stand_id, at)
@@ -323,7 +387,8 @@ def add_stand(
     actor.require(ONBOARDING_ROLES, "add stands")
     partner = get_or_404(session, StandPartner, partner_id, "partner")
     if partner.status in (PartnerStatus.ENDED, PartnerStatus.SUSPENDED):
-        raise ValidationError(f"{partner.name} is {partner.status.value}; no stands can be added.",
-                              field="partner_id")
+        raise ValidationError(
+            f"{partner.name} is {partner.status.value}; no stands can be added.", field="partner_id"
+        )
     package = session.get_one(Package, partner.package_id)
     return _create_stand(session, actor, partner, package, stand, stand_id, to_time(now))

@@ -52,8 +52,19 @@ class PayoutResult:
 
 
 def _result(p: Payout, created: bool = False, updated: bool = False) -> PayoutResult:
-    return PayoutResult(p.id, p.partner_id, p.period_start, p.period_end, p.sales_total,
-                        p.order_count, p.commission_rate, p.amount, p.status, created, updated)
+    return PayoutResult(
+        p.id,
+        p.partner_id,
+        p.period_start,
+        p.period_end,
+        p.sales_total,
+        p.order_count,
+        p.commission_rate,
+        p.amount,
+        p.status,
+        created,
+        updated,
+    )
 
 
 def period_bounds(start: date, end: date, tz: str = PROGRAM_TIMEZONE) -> tuple[datetime, datetime]:
@@ -66,8 +77,13 @@ def period_bounds(start: date, end: date, tz: str = PROGRAM_TIMEZONE) -> tuple[d
 
 @transactional
 def compute_payouts(
-    session: Session, actor: Actor, period_start: date, period_end: date, *,
-    partner_id: str | None = None, now: datetime | None = None,
+    session: Session,
+    actor: Actor,
+    period_start: date,
+    period_end: date,
+    *,
+    partner_id: str | None = None,
+    now: datetime | None = None,
 ) -> list[PayoutResult]:
     """Create or refresh the draft payout of every partner with sales in the period."""
     actor.require(PAYOUT_ROLES, "compute payouts")
@@ -75,12 +91,14 @@ def compute_payouts(
         raise ValidationError("The period ends before it starts.", field="period_end")
     at = to_time(now)
     if period_end >= at.astimezone(ZoneInfo(PROGRAM_TIMEZONE)).date():
-        raise ValidationError("Payouts are computed for finished periods only.",
-                              field="period_end")
+        raise ValidationError("Payouts are computed for finished periods only.", field="period_end")
     lo, hi = period_bounds(period_start, period_end)
     query = (
-        select(StandOrder.partner_id, func.coalesce(func.sum(StandOrder.total), 0),
-               func.count(StandOrder.id).filter(StandOrder.kind == "sale"))
+        select(
+            StandOrder.partner_id,
+            func.coalesce(func.sum(StandOrder.total), 0),
+            func.count(StandOrder.id).filter(StandOrder.kind == "sale"),
+        )
         .where(StandOrder.occurred_at >= lo, StandOrder.occurred_at < hi)
         .group_by(StandOrder.partner_id)
         .order_by(StandOrder.partner_id)
@@ -94,18 +112,34 @@ def compute_payouts(
         partner = session.get_one(StandPartner, pid)
         rate = session.get_one(Package, partner.package_id).commission_rate
         amount = commission(max(sales_total, Decimal(0)), rate)
-        payout = session.scalars(select(Payout).where(
-            Payout.partner_id == pid, Payout.period_start == period_start,
-            Payout.period_end == period_end)).first()
+        payout = session.scalars(
+            select(Payout).where(
+                Payout.partner_id == pid,
+                Payout.period_start == period_start,
+                Payout.period_end == period_end,
+            )
+        ).first()
         if payout is None:
-            payout = Payout(id=new_id(), partner_id=pid, period_start=period_start,
-                            period_end=period_end, sales_total=sales_total, order_count=count,
-                            commission_rate=rate, amount=amount, status=PayoutStatus.DRAFT,
-                            created_at=at, updated_at=at)
+            payout = Payout(
+                id=new_id(),
+                partner_id=pid,
+                period_start=period_start,
+                period_end=period_end,
+                sales_total=sales_total,
+                order_count=count,
+                commission_rate=rate,
+                amount=amount,
+                status=PayoutStatus.DRAFT,
+                created_at=at,
+                updated_at=at,
+            )
             session.add(payout)
             created, updated = True, False
         elif payout.status == PayoutStatus.DRAFT and (
-            payout.sales_total, payout.order_count, payout.amount) != (sales_total, count, amount):
+            payout.sales_total,
+            payout.order_count,
+            payout.amount,
+        ) != (sales_total, count, amount):
             payout.sales_total, payout.order_count = sales_total, count
             payout.commission_rate, payout.amount, payout.updated_at = rate, amount, at
             created, updated = False, True
@@ -113,54 +147,88 @@ def compute_payouts(
             results.append(_result(payout))
             continue
         session.flush()
-        record_op(session, "payout.compute", payout.id,
-                  {"payout_id": payout.id, "partner_id": pid, "period_start": period_start,
-                   "period_end": period_end, "sales_total": sales_total, "order_count": count,
-                   "commission_rate": rate, "amount": amount, "at": at}, actor)
+        record_op(
+            session,
+            "payout.compute",
+            payout.id,
+            {
+                "payout_id": payout.id,
+                "partner_id": pid,
+                "period_start": period_start,
+                "period_end": period_end,
+                "sales_total": sales_total,
+                "order_count": count,
+                "commission_rate": rate,
+                "amount": amount,
+                "at": at,
+            },
+            actor,
+        )
         results.append(_result(payout, created, updated))
     return results
 
 
 @transactional
-def schedule_payout(session: Session, actor: Actor, payout_id: str, pay_on: date, *,
-                    now: datetime | None = None) -> PayoutResult:
+def schedule_payout(
+    session: Session, actor: Actor, payout_id: str, pay_on: date, *, now: datetime | None = None
+) -> PayoutResult:
     actor.require(PAYOUT_ROLES, "schedule payouts")
     payout = get_or_404(session, Payout, payout_id, "payout")
     if payout.status != PayoutStatus.DRAFT:
-        raise InvalidTransition(f"This payout is {payout.status.value}; only a draft can be "
-                                "scheduled.", field="status")
+        raise InvalidTransition(
+            f"This payout is {payout.status.value}; only a draft can be scheduled.", field="status"
+        )
     at = to_time(now)
     if pay_on < at.date():
         raise ValidationError("The payment date is in the past.", field="pay_on")
     payout.status, payout.scheduled_for, payout.updated_at = PayoutStatus.SCHEDULED, pay_on, at
     session.flush()
-    record_op(session, "payout.schedule", payout.id,
-              {"payout_id": payout.id, "scheduled_for": pay_on, "at": at}, actor)
+    record_op(
+        session,
+        "payout.schedule",
+        payout.id,
+        {"payout_id": payout.id, "scheduled_for": pay_on, "at": at},
+        actor,
+    )
     return _result(payout, updated=True)
 
 
 @transactional
-def mark_payout_paid(session: Session, actor: Actor, payout_id: str, reference: str | None = None,
-                     *, now: datetime | None = None) -> PayoutResult:
+def mark_payout_paid(
+    session: Session,
+    actor: Actor,
+    payout_id: str,
+    reference: str | None = None,
+    *,
+    now: datetime | None = None,
+) -> PayoutResult:
     actor.require(PAYOUT_ROLES, "mark payouts as paid")
     payout = get_or_404(session, Payout, payout_id, "payout")
     if payout.status != PayoutStatus.SCHEDULED:
-        raise InvalidTransition(f"This payout is {payout.status.value}; only a scheduled payout "
-                                "can be paid.", field="status")
+        raise InvalidTransition(
+            f"This payout is {payout.status.value}; only a scheduled payout can be paid.",
+            field="status",
+        )
     at = to_time(now)
     payout.status, payout.paid_at, payout.updated_at = PayoutStatus.PAID, at, at
-    payout.payment_reference = optional_text(reference, "reference", "Payment reference",
-                                             max_len=64)
+    payout.payment_reference = optional_text(
+        reference, "reference", "Payment reference", max_len=64
+    )
     session.flush()
-    record_op(session, "payout.paid", payout.id,
-              {"payout_id": payout.id, "paid_at": at, "reference": payout.payment_reference},
-              actor)
+    record_op(
+        session,
+        "payout.paid",
+        payout.id,
+        {"payout_id": payout.id, "paid_at": at, "reference": payout.payment_reference},
+        actor,
+    )
     return _result(payout, updated=True)
 
 
 @transactional
-def list_payouts(session: Session, *, partner_id: str | None = None,
-                 status: PayoutStatus | None = None) -> list[PayoutResult]:
+def list_payouts(
+    session: Session, *, partner_id: str | None = None, status: PayoutStatus | None = None
+) -> list[PayoutResult]:
     query = select(Payout).order_by(Payout.period_start.desc(), Payout.partner_id)
     if partner_id:
         query = query.where(Payout.partner_id == partner_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session
@@ -30,8 +31,12 @@ from app.services.base import get_or_404, transactional
 #: A stand needs attention when a SKU is at or below its reorder point, or when it has not
 #: been counted for this long.
 COUNT_OVERDUE_DAYS = 28
-OPEN_REFILL_STATES = (RefillStatus.REQUESTED, RefillStatus.APPROVED, RefillStatus.SCHEDULED,
-                      RefillStatus.DELIVERED)
+OPEN_REFILL_STATES = (
+    RefillStatus.REQUESTED,
+    RefillStatus.APPROVED,
+    RefillStatus.SCHEDULED,
+    RefillStatus.DELIVERED,
+)
 
 
 @dataclass(frozen=True)
@@ -118,15 +123,24 @@ SORTABLE = {
 }
 
 
-def _stand_rows_query(now: datetime) -> Select[tuple[object, ...]]:
+def _stand_rows_query(now: datetime) -> Select[*tuple[Any, ...]]:
     inv = (
         select(
             StandInventory.stand_id.label("stand_id"),
             func.count().label("skus"),
             func.coalesce(func.sum(StandInventory.on_hand), 0).label("units"),
-            func.sum(case((and_(StandInventory.on_hand > 0,
-                                StandInventory.on_hand <= StandInventory.reorder_point), 1),
-                          else_=0)).label("low"),
+            func.sum(
+                case(
+                    (
+                        and_(
+                            StandInventory.on_hand > 0,
+                            StandInventory.on_hand <= StandInventory.reorder_point,
+                        ),
+                        1,
+                    ),
+                    else_=0,
+                )
+            ).label("low"),
             func.sum(case((StandInventory.on_hand <= 0, 1), else_=0)).label("out"),
             func.max(StandInventory.last_counted_at).label("last_count"),
         )
@@ -149,11 +163,20 @@ def _stand_rows_query(now: datetime) -> Select[tuple[object, ...]]:
     )
     return (
         select(
-            StandLocation.id, StandLocation.name, StandLocation.partner_id, StandPartner.name,
-            StandLocation.city, StandLocation.location_type, StandLocation.status,
-            StandLocation.assigned_rep, func.coalesce(inv.c.skus, 0),
-            func.coalesce(inv.c.units, 0), func.coalesce(inv.c.low, 0),
-            func.coalesce(inv.c.out, 0), func.coalesce(refills.c.open, 0), inv.c.last_count,
+            StandLocation.id,
+            StandLocation.name,
+            StandLocation.partner_id,
+            StandPartner.name,
+            StandLocation.city,
+            StandLocation.location_type,
+            StandLocation.status,
+            StandLocation.assigned_rep,
+            func.coalesce(inv.c.skus, 0),
+            func.coalesce(inv.c.units, 0),
+            func.coalesce(inv.c.low, 0),
+            func.coalesce(inv.c.out, 0),
+            func.coalesce(refills.c.open, 0),
+            inv.c.last_count,
             attention,
         )
         .join(StandPartner, StandPartner.id == StandLocation.partner_id)
@@ -169,12 +192,19 @@ def _int(value: object) -> int:
 def _to_row(r: tuple[object, ...]) -> StandRow:
     last = r[13]
     return StandRow(
-        id=str(r[0]), name=str(r[1]), partner_id=str(r[2]), partner_name=str(r[3]),
-        city=str(r[4]), location_type=str(getattr(r[5], "value", r[5])),
+        id=str(r[0]),
+        name=str(r[1]),
+        partner_id=str(r[2]),
+        partner_name=str(r[3]),
+        city=str(r[4]),
+        location_type=str(getattr(r[5], "value", r[5])),
         status=str(getattr(r[6], "value", r[6])),
         assigned_rep=None if r[7] is None else str(r[7]),
-        sku_count=_int(r[8]), units_on_hand=_int(r[9]), low_count=_int(r[10]),
-        out_count=_int(r[11]), open_refills=_int(r[12]),
+        sku_count=_int(r[8]),
+        units_on_hand=_int(r[9]),
+        low_count=_int(r[10]),
+        out_count=_int(r[11]),
+        open_refills=_int(r[12]),
         last_counted_at=last if isinstance(last, datetime) else None,
         needs_attention=bool(r[14]),
     )
@@ -200,10 +230,14 @@ def list_stands(
     stmt = _stand_rows_query(now or utcnow())
     if search:
         like = f"%{search.strip().lower()}%"
-        stmt = stmt.where(or_(func.lower(StandLocation.name).like(like),
-                              func.lower(StandLocation.city).like(like),
-                              func.lower(StandPartner.name).like(like),
-                              func.lower(StandLocation.address).like(like)))
+        stmt = stmt.where(
+            or_(
+                func.lower(StandLocation.name).like(like),
+                func.lower(StandLocation.city).like(like),
+                func.lower(StandPartner.name).like(like),
+                func.lower(StandLocation.address).like(like),
+            )
+        )
     if status:
         stmt = stmt.where(StandLocation.status == status)
     if partner_id:
@@ -225,44 +259,94 @@ def list_stands(
 @transactional
 def stand_detail(session: Session, stand_id: str, *, now: datetime | None = None) -> StandDetail:
     stand = get_or_404(session, StandLocation, stand_id, "stand")
-    row = _to_row(tuple(session.execute(
-        _stand_rows_query(now or utcnow()).where(StandLocation.id == stand.id)).one()))
+    row = _to_row(
+        tuple(
+            session.execute(
+                _stand_rows_query(now or utcnow()).where(StandLocation.id == stand.id)
+            ).one()
+        )
+    )
     partner = session.get_one(StandPartner, stand.partner_id)
     package = session.get_one(Package, partner.package_id)
     tier = session.get_one(LoyaltyTier, partner.loyalty_tier_id)
-    balance = int(session.scalar(select(func.coalesce(func.sum(StandLoyaltyLedger.points), 0))
-                                 .where(StandLoyaltyLedger.partner_id == partner.id)) or 0)
-    inventory = tuple(
-        InventoryRow(p.id, p.sku, p.name, p.category, i.on_hand, i.par_level, i.reorder_point,
-                     i.capacity, i.last_counted_at, p.list_price)
-        for i, p in session.execute(
-            select(StandInventory, Product).join(Product, Product.id == StandInventory.product_id)
-            .where(StandInventory.stand_id == stand.id).order_by(Product.category, Product.name))
-        .tuples()
+    balance = int(
+        session.scalar(
+            select(func.coalesce(func.sum(StandLoyaltyLedger.points), 0)).where(
+                StandLoyaltyLedger.partner_id == partner.id
+            )
+        )
+        or 0
     )
-    return StandDetail(row, stand.address, stand.postal_code, stand.latitude, stand.longitude,
-                       stand.capacity_units, stand.timezone, stand.payment_reference,
-                       stand.qr_payload, package.code, package.name, tier.code, tier.name,
-                       balance, inventory)
+    inventory = tuple(
+        InventoryRow(
+            p.id,
+            p.sku,
+            p.name,
+            p.category,
+            i.on_hand,
+            i.par_level,
+            i.reorder_point,
+            i.capacity,
+            i.last_counted_at,
+            p.list_price,
+        )
+        for i, p in session.execute(
+            select(StandInventory, Product)
+            .join(Product, Product.id == StandInventory.product_id)
+            .where(StandInventory.stand_id == stand.id)
+            .order_by(Product.category, Product.name)
+        ).tuples()
+    )
+    return StandDetail(
+        row,
+        stand.address,
+        stand.postal_code,
+        stand.latitude,
+        stand.longitude,
+        stand.capacity_units,
+        stand.timezone,
+        stand.payment_reference,
+        stand.qr_payload,
+        package.code,
+        package.name,
+        tier.code,
+        tier.name,
+        balance,
+        inventory,
+    )
 
 
 @transactional
-def list_refills(session: Session, *, status: str | None = None, stand_id: str | None = None,
-                 limit: int = 500) -> list[RefillRow]:
-    lines = (select(StandRefillOrderItem.refill_id, func.count().label("n"))
-             .group_by(StandRefillOrderItem.refill_id).subquery())
+def list_refills(
+    session: Session, *, status: str | None = None, stand_id: str | None = None, limit: int = 500
+) -> list[RefillRow]:
+    lines = (
+        select(StandRefillOrderItem.refill_id, func.count().label("n"))
+        .group_by(StandRefillOrderItem.refill_id)
+        .subquery()
+    )
     stmt = (
         select(StandRefillOrder, StandLocation.name, lines.c.n)
         .join(StandLocation, StandLocation.id == StandRefillOrder.stand_id)
         .join(lines, lines.c.refill_id == StandRefillOrder.id)
-        .order_by(StandRefillOrder.requested_at.desc()).limit(limit)
+        .order_by(StandRefillOrder.requested_at.desc())
+        .limit(limit)
     )
     if status:
         stmt = stmt.where(StandRefillOrder.status == status)
     if stand_id:
         stmt = stmt.where(StandRefillOrder.stand_id == stand_id)
     return [
-        RefillRow(r.id, r.stand_id, name, r.status.value, r.total, r.requested_by,
-                  r.requested_at, r.scheduled_for.isoformat() if r.scheduled_for else None, n)
+        RefillRow(
+            r.id,
+            r.stand_id,
+            name,
+            r.status.value,
+            r.total,
+            r.requested_by,
+            r.requested_at,
+            r.scheduled_for.isoformat() if r.scheduled_for else None,
+            n,
+        )
         for r, name, n in session.execute(stmt).tuples()
     ]

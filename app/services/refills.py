@@ -74,24 +74,51 @@ class Transition:
 TRANSITIONS: dict[RefillAction, Transition] = {
     t.action: t
     for t in (
-        Transition(RefillAction.APPROVE, (RefillStatus.REQUESTED,), RefillStatus.APPROVED,
-                   (Role.MANAGER, Role.ADMIN)),
-        Transition(RefillAction.SCHEDULE, (RefillStatus.APPROVED,), RefillStatus.SCHEDULED,
-                   (Role.MANAGER, Role.ADMIN)),
-        Transition(RefillAction.DELIVER, (RefillStatus.SCHEDULED,), RefillStatus.DELIVERED,
-                   (Role.REP, Role.MANAGER, Role.ADMIN)),
-        Transition(RefillAction.CONFIRM, (RefillStatus.DELIVERED,), RefillStatus.CONFIRMED,
-                   (Role.PARTNER, Role.REP, Role.MANAGER, Role.ADMIN)),
-        Transition(RefillAction.REJECT, (RefillStatus.REQUESTED, RefillStatus.APPROVED),
-                   RefillStatus.REJECTED, (Role.MANAGER, Role.ADMIN)),
-        Transition(RefillAction.CANCEL,
-                   (RefillStatus.REQUESTED, RefillStatus.APPROVED, RefillStatus.SCHEDULED),
-                   RefillStatus.CANCELLED, (Role.REP, Role.MANAGER, Role.ADMIN)),
+        Transition(
+            RefillAction.APPROVE,
+            (RefillStatus.REQUESTED,),
+            RefillStatus.APPROVED,
+            (Role.MANAGER, Role.ADMIN),
+        ),
+        Transition(
+            RefillAction.SCHEDULE,
+            (RefillStatus.APPROVED,),
+            RefillStatus.SCHEDULED,
+            (Role.MANAGER, Role.ADMIN),
+        ),
+        Transition(
+            RefillAction.DELIVER,
+            (RefillStatus.SCHEDULED,),
+            RefillStatus.DELIVERED,
+            (Role.REP, Role.MANAGER, Role.ADMIN),
+        ),
+        Transition(
+            RefillAction.CONFIRM,
+            (RefillStatus.DELIVERED,),
+            RefillStatus.CONFIRMED,
+            (Role.PARTNER, Role.REP, Role.MANAGER, Role.ADMIN),
+        ),
+        Transition(
+            RefillAction.REJECT,
+            (RefillStatus.REQUESTED, RefillStatus.APPROVED),
+            RefillStatus.REJECTED,
+            (Role.MANAGER, Role.ADMIN),
+        ),
+        Transition(
+            RefillAction.CANCEL,
+            (RefillStatus.REQUESTED, RefillStatus.APPROVED, RefillStatus.SCHEDULED),
+            RefillStatus.CANCELLED,
+            (Role.REP, Role.MANAGER, Role.ADMIN),
+        ),
     )
 }
 REQUEST_ROLES = (Role.REP, Role.MANAGER, Role.ADMIN)
-OPEN_STATES = (RefillStatus.REQUESTED, RefillStatus.APPROVED, RefillStatus.SCHEDULED,
-               RefillStatus.DELIVERED)
+OPEN_STATES = (
+    RefillStatus.REQUESTED,
+    RefillStatus.APPROVED,
+    RefillStatus.SCHEDULED,
+    RefillStatus.DELIVERED,
+)
 
 
 @dataclass(frozen=True)
@@ -127,19 +154,38 @@ def allowed_actions(status: RefillStatus, role: Role) -> list[RefillAction]:
     return [a for a, t in TRANSITIONS.items() if status in t.from_states and role in t.roles]
 
 
-def _result(refill: StandRefillOrder, discrepancies: tuple[str, ...] = (),
-            duplicate: bool = False) -> RefillResult:
+def _result(
+    refill: StandRefillOrder, discrepancies: tuple[str, ...] = (), duplicate: bool = False
+) -> RefillResult:
     return RefillResult(
-        refill.id, refill.stand_id, refill.status, refill.total,
-        tuple(RefillLineResult(i.product_id, i.requested_qty, i.approved_qty, i.delivered_qty,
-                               i.received_qty, i.unit_price) for i in refill.items),
-        discrepancies, duplicate)
+        refill.id,
+        refill.stand_id,
+        refill.status,
+        refill.total,
+        tuple(
+            RefillLineResult(
+                i.product_id,
+                i.requested_qty,
+                i.approved_qty,
+                i.delivered_qty,
+                i.received_qty,
+                i.unit_price,
+            )
+            for i in refill.items
+        ),
+        discrepancies,
+        duplicate,
+    )
 
 
 def _total(refill: StandRefillOrder) -> Decimal:
     return sum(
-        (round_money(i.unit_price * (i.approved_qty if i.approved_qty is not None
-                                     else i.requested_qty)) for i in refill.items),
+        (
+            round_money(
+                i.unit_price * (i.approved_qty if i.approved_qty is not None else i.requested_qty)
+            )
+            for i in refill.items
+        ),
         Decimal(0),
     )
 
@@ -172,8 +218,9 @@ def suggest_refill(session: Session, stand_id: str) -> dict[str, int]:
     return suggested_quantities(session, stand_id)
 
 
-def _parse_quantities(session: Session, refill: StandRefillOrder, quantities: Mapping[str, object],
-                      label: str) -> dict[str, int]:
+def _parse_quantities(
+    session: Session, refill: StandRefillOrder, quantities: Mapping[str, object], label: str
+) -> dict[str, int]:
     by_product = {i.product_id: i for i in refill.items}
     parsed: dict[str, int] = {}
     for pid, raw in quantities.items():
@@ -185,19 +232,35 @@ def _parse_quantities(session: Session, refill: StandRefillOrder, quantities: Ma
     return parsed
 
 
-def _event(session: Session, refill: StandRefillOrder, action: RefillAction,
-           from_status: RefillStatus | None, actor: Actor, at: datetime,
-           detail: Mapping[str, object]) -> str:
+def _event(
+    session: Session,
+    refill: StandRefillOrder,
+    action: RefillAction,
+    from_status: RefillStatus | None,
+    actor: Actor,
+    at: datetime,
+    detail: Mapping[str, object],
+) -> str:
     eid = new_id()
-    session.add(StandRefillEvent(id=eid, refill_id=refill.id, action=action,
-                                 from_status=from_status, to_status=refill.status,
-                                 actor=actor.user, role=actor.role.value, occurred_at=at,
-                                 detail=to_json(detail)))
+    session.add(
+        StandRefillEvent(
+            id=eid,
+            refill_id=refill.id,
+            action=action,
+            from_status=from_status,
+            to_status=refill.status,
+            actor=actor.user,
+            role=actor.role.value,
+            occurred_at=at,
+            detail=to_json(detail),
+        )
+    )
     return eid
 
 
-def _load_for(session: Session, actor: Actor, refill_id: str,
-              action: RefillAction) -> tuple[StandRefillOrder, Transition]:
+def _load_for(
+    session: Session, actor: Actor, refill_id: str, action: RefillAction
+) -> tuple[StandRefillOrder, Transition]:
     refill = get_or_404(session, StandRefillOrder, refill_id, "refill")
     transition = TRANSITIONS[action]
     if actor.role not in transition.roles:
@@ -240,22 +303,28 @@ def request_refill(
     if quantities is None:
         quantities = dict(suggested_quantities(session, stand.id))
         if not quantities:
-            raise ValidationError(f"Every product at {stand.name} is at or above par; "
-                                  "enter quantities to refill anyway.", field="quantities")
-    carried = set(session.scalars(select(StandInventory.product_id)
-                                  .where(StandInventory.stand_id == stand.id)))
+            raise ValidationError(
+                f"Every product at {stand.name} is at or above par; "
+                "enter quantities to refill anyway.",
+                field="quantities",
+            )
+    carried = set(
+        session.scalars(
+            select(StandInventory.product_id).where(StandInventory.stand_id == stand.id)
+        )
+    )
     lines: list[tuple[Product, int, Decimal]] = []
     seen: set[str] = set()
     for ref, raw in quantities.items():
         product = resolve_product(session, ref)
         if product.id not in carried:
-            raise ValidationError(f"{product.name} is not carried at {stand.name}.",
-                                  field=f"qty:{ref}")
+            raise ValidationError(
+                f"{product.name} is not carried at {stand.name}.", field=f"qty:{ref}"
+            )
         if product.id in seen:
             raise ValidationError(f"{product.name} is listed twice.", field=f"qty:{ref}")
         seen.add(product.id)
-        qty = to_int(raw, f"qty:{ref}", f"Quantity of {product.name}", minimum=0,
-                     maximum=MAX_QTY)
+        qty = to_int(raw, f"qty:{ref}", f"Quantity of {product.name}", minimum=0, maximum=MAX_QTY)
         if qty == 0:
             continue
         price = product.list_price
@@ -263,39 +332,75 @@ def request_refill(
             raw_price = prices.get(ref, prices.get(product.id))
             price = to_money(raw_price, f"price:{ref}", f"Price of {product.name}")
             if product.min_price is not None and price < product.min_price:
-                raise ValidationError(f"{product.name} may not be priced below "
-                                      f"{product.min_price:.2f}.", field=f"price:{ref}")
+                raise ValidationError(
+                    f"{product.name} may not be priced below {product.min_price:.2f}.",
+                    field=f"price:{ref}",
+                )
             if product.max_price is not None and price > product.max_price:
-                raise ValidationError(f"{product.name} may not be priced above "
-                                      f"{product.max_price:.2f}.", field=f"price:{ref}")
+                raise ValidationError(
+                    f"{product.name} may not be priced above {product.max_price:.2f}.",
+                    field=f"price:{ref}",
+                )
         lines.append((product, qty, price))
     if not lines:
-        raise ValidationError("A refill needs at least one product with a quantity above 0.",
-                              field="quantities")
-    refill = StandRefillOrder(id=rid, stand_id=stand.id, status=RefillStatus.REQUESTED,
-                              total=Decimal(0), requested_by=actor.user, requested_at=at,
-                              note=optional_text(note, "note", "Note", max_len=1000) or "",
-                              created_at=at, updated_at=at)
+        raise ValidationError(
+            "A refill needs at least one product with a quantity above 0.", field="quantities"
+        )
+    refill = StandRefillOrder(
+        id=rid,
+        stand_id=stand.id,
+        status=RefillStatus.REQUESTED,
+        total=Decimal(0),
+        requested_by=actor.user,
+        requested_at=at,
+        note=optional_text(note, "note", "Note", max_len=1000) or "",
+        created_at=at,
+        updated_at=at,
+    )
     session.add(refill)
     for n, (product, qty, price) in enumerate(lines, start=1):
-        refill.items.append(StandRefillOrderItem(id=new_id(), line_no=n, product_id=product.id,
-                                                 requested_qty=qty, unit_price=price))
+        refill.items.append(
+            StandRefillOrderItem(
+                id=new_id(), line_no=n, product_id=product.id, requested_qty=qty, unit_price=price
+            )
+        )
     refill.total = _total(refill)
     session.flush()
     event_id = _event(session, refill, RefillAction.REQUEST, None, actor, at, {})
-    record_op(session, "refill.request", rid,
-              {"refill_id": rid, "stand_id": stand.id, "event_id": event_id, "at": at,
-               "note": refill.note,
-               "items": [{"id": i.id, "line_no": i.line_no, "product_id": i.product_id,
-                          "requested_qty": i.requested_qty, "unit_price": i.unit_price}
-                         for i in refill.items]}, actor)
+    record_op(
+        session,
+        "refill.request",
+        rid,
+        {
+            "refill_id": rid,
+            "stand_id": stand.id,
+            "event_id": event_id,
+            "at": at,
+            "note": refill.note,
+            "items": [
+                {
+                    "id": i.id,
+                    "line_no": i.line_no,
+                    "product_id": i.product_id,
+                    "requested_qty": i.requested_qty,
+                    "unit_price": i.unit_price,
+                }
+                for i in refill.items
+            ],
+        },
+        actor,
+    )
     return _result(refill)
 
 
 @transactional
 def approve_refill(
-    session: Session, actor: Actor, refill_id: str,
-    quantities: Mapping[str, object] | None = None, *, now: datetime | None = None,
+    session: Session,
+    actor: Actor,
+    refill_id: str,
+    quantities: Mapping[str, object] | None = None,
+    *,
+    now: datetime | None = None,
 ) -> RefillResult:
     """Approve as requested, or with other quantities per product (partial approval)."""
     refill, _ = _load_for(session, actor, refill_id, RefillAction.APPROVE)
@@ -303,15 +408,27 @@ def approve_refill(
     for item in refill.items:
         item.approved_qty = approved.get(item.product_id, item.requested_qty)
     if all(i.approved_qty == 0 for i in refill.items):
-        raise ValidationError("Nothing would be approved; reject the refill instead.",
-                              field="quantities")
-    return _step(session, actor, refill, RefillAction.APPROVE, now,
-                 {"approved": {i.product_id: i.approved_qty for i in refill.items}})
+        raise ValidationError(
+            "Nothing would be approved; reject the refill instead.", field="quantities"
+        )
+    return _step(
+        session,
+        actor,
+        refill,
+        RefillAction.APPROVE,
+        now,
+        {"approved": {i.product_id: i.approved_qty for i in refill.items}},
+    )
 
 
 @transactional
 def schedule_refill(
-    session: Session, actor: Actor, refill_id: str, scheduled_for: date, dealer: str, *,
+    session: Session,
+    actor: Actor,
+    refill_id: str,
+    scheduled_for: date,
+    dealer: str,
+    *,
     now: datetime | None = None,
 ) -> RefillResult:
     """Plan the delivery: a date and who delivers."""
@@ -323,14 +440,24 @@ def schedule_refill(
         raise ValidationError("The delivery date is in the past.", field="scheduled_for")
     refill.scheduled_for = scheduled_for
     refill.dealer = require_text(dealer, "dealer", "Dealer")
-    return _step(session, actor, refill, RefillAction.SCHEDULE, now,
-                 {"scheduled_for": scheduled_for, "dealer": refill.dealer})
+    return _step(
+        session,
+        actor,
+        refill,
+        RefillAction.SCHEDULE,
+        now,
+        {"scheduled_for": scheduled_for, "dealer": refill.dealer},
+    )
 
 
 @transactional
 def deliver_refill(
-    session: Session, actor: Actor, refill_id: str,
-    quantities: Mapping[str, object] | None = None, *, now: datetime | None = None,
+    session: Session,
+    actor: Actor,
+    refill_id: str,
+    quantities: Mapping[str, object] | None = None,
+    *,
+    now: datetime | None = None,
 ) -> RefillResult:
     """Record the delivery (all approved units, or fewer per product) and put the units on the
     stand's stock."""
@@ -343,28 +470,51 @@ def deliver_refill(
         qty = delivered.get(item.product_id, approved)
         if qty > approved:
             product = session.get_one(Product, item.product_id)
-            raise ValidationError(f"{qty} {product.name} delivered but only {approved} "
-                                  "approved.", field=f"qty:{item.product_id}")
+            raise ValidationError(
+                f"{qty} {product.name} delivered but only {approved} approved.",
+                field=f"qty:{item.product_id}",
+            )
         item.delivered_qty = qty
         if qty:
             mid = new_id()
-            post_movement(session, stand_id=refill.stand_id, product_id=item.product_id,
-                          quantity=qty, kind=MovementKind.REFILL_DELIVERY, occurred_at=at,
-                          actor=actor, ref_type="stand_refill_order", ref_id=refill.id,
-                          movement_id=mid)
+            post_movement(
+                session,
+                stand_id=refill.stand_id,
+                product_id=item.product_id,
+                quantity=qty,
+                kind=MovementKind.REFILL_DELIVERY,
+                occurred_at=at,
+                actor=actor,
+                ref_type="stand_refill_order",
+                ref_id=refill.id,
+                movement_id=mid,
+            )
             movements[item.product_id] = mid
     if not movements:
-        raise ValidationError("Nothing was delivered; cancel the refill instead.",
-                              field="quantities")
-    return _step(session, actor, refill, RefillAction.DELIVER, now,
-                 {"delivered": {i.product_id: i.delivered_qty for i in refill.items},
-                  "movements": movements})
+        raise ValidationError(
+            "Nothing was delivered; cancel the refill instead.", field="quantities"
+        )
+    return _step(
+        session,
+        actor,
+        refill,
+        RefillAction.DELIVER,
+        now,
+        {
+            "delivered": {i.product_id: i.delivered_qty for i in refill.items},
+            "movements": movements,
+        },
+    )
 
 
 @transactional
 def confirm_refill(
-    session: Session, actor: Actor, refill_id: str,
-    received: Mapping[str, object] | None = None, *, now: datetime | None = None,
+    session: Session,
+    actor: Actor,
+    refill_id: str,
+    received: Mapping[str, object] | None = None,
+    *,
+    now: datetime | None = None,
 ) -> RefillResult:
     """The partner confirms what they received. A difference from the delivered quantity
     opens a discrepancy (stock is not changed silently)."""
@@ -377,39 +527,62 @@ def confirm_refill(
         item.received_qty = got.get(item.product_id, delivered)
         if item.received_qty != delivered:
             did = new_id()
-            session.add(RefillDiscrepancy(id=did, refill_id=refill.id, stand_id=refill.stand_id,
-                                          product_id=item.product_id, delivered_qty=delivered,
-                                          received_qty=item.received_qty, created_at=at))
+            session.add(
+                RefillDiscrepancy(
+                    id=did,
+                    refill_id=refill.id,
+                    stand_id=refill.stand_id,
+                    product_id=item.product_id,
+                    delivered_qty=delivered,
+                    received_qty=item.received_qty,
+                    created_at=at,
+                )
+            )
             discrepancies.append(did)
-    return _step(session, actor, refill, RefillAction.CONFIRM, now,
-                 {"received": {i.product_id: i.received_qty for i in refill.items},
-                  "discrepancies": discrepancies}, tuple(discrepancies))
+    return _step(
+        session,
+        actor,
+        refill,
+        RefillAction.CONFIRM,
+        now,
+        {
+            "received": {i.product_id: i.received_qty for i in refill.items},
+            "discrepancies": discrepancies,
+        },
+        tuple(discrepancies),
+    )
 
 
 @transactional
-def reject_refill(session: Session, actor: Actor, refill_id: str, reason: str, *,
-                  now: datetime | None = None) -> RefillResult:
+def reject_refill(
+    session: Session, actor: Actor, refill_id: str, reason: str, *, now: datetime | None = None
+) -> RefillResult:
     refill, _ = _load_for(session, actor, refill_id, RefillAction.REJECT)
     refill.close_reason = require_text(reason, "reason", "Reason", max_len=500)
-    return _step(session, actor, refill, RefillAction.REJECT, now,
-                 {"reason": refill.close_reason})
+    return _step(session, actor, refill, RefillAction.REJECT, now, {"reason": refill.close_reason})
 
 
 @transactional
-def cancel_refill(session: Session, actor: Actor, refill_id: str, reason: str, *,
-                  now: datetime | None = None) -> RefillResult:
+def cancel_refill(
+    session: Session, actor: Actor, refill_id: str, reason: str, *, now: datetime | None = None
+) -> RefillResult:
     """Cancel an open refill. A rep may cancel only the refills they requested."""
     refill, _ = _load_for(session, actor, refill_id, RefillAction.CANCEL)
     if actor.role == Role.REP and refill.requested_by != actor.user:
         raise PermissionDenied("A rep may cancel only the refills they requested.")
     refill.close_reason = require_text(reason, "reason", "Reason", max_len=500)
-    return _step(session, actor, refill, RefillAction.CANCEL, now,
-                 {"reason": refill.close_reason})
+    return _step(session, actor, refill, RefillAction.CANCEL, now, {"reason": refill.close_reason})
 
 
-def _step(session: Session, actor: Actor, refill: StandRefillOrder, action: RefillAction,
-          now: datetime | None, detail: Mapping[str, object],
-          discrepancies: tuple[str, ...] = ()) -> RefillResult:
+def _step(
+    session: Session,
+    actor: Actor,
+    refill: StandRefillOrder,
+    action: RefillAction,
+    now: datetime | None,
+    detail: Mapping[str, object],
+    discrepancies: tuple[str, ...] = (),
+) -> RefillResult:
     at = to_time(now)
     before = refill.status
     refill.status = TRANSITIONS[action].to_state
@@ -427,16 +600,32 @@ def _step(session: Session, actor: Actor, refill: StandRefillOrder, action: Refi
     refill.updated_at = at
     session.flush()
     event_id = _event(session, refill, action, before, actor, at, detail)
-    record_op(session, f"refill.{action.value}", refill.id,
-              {"refill_id": refill.id, "event_id": event_id, "from": before,
-               "to": refill.status, "at": at, **detail}, actor)
+    record_op(
+        session,
+        f"refill.{action.value}",
+        refill.id,
+        {
+            "refill_id": refill.id,
+            "event_id": event_id,
+            "from": before,
+            "to": refill.status,
+            "at": at,
+            **detail,
+        },
+        actor,
+    )
     return _result(refill, discrepancies)
 
 
 @transactional
 def resolve_discrepancy(
-    session: Session, actor: Actor, discrepancy_id: str, *, accept_received: bool,
-    note: str | None = None, now: datetime | None = None,
+    session: Session,
+    actor: Actor,
+    discrepancy_id: str,
+    *,
+    accept_received: bool,
+    note: str | None = None,
+    now: datetime | None = None,
 ) -> DiscrepancyResult:
     """Close a discrepancy. Accepting the partner's received figure posts a correction
     movement (received - delivered); keeping the delivered figure changes no stock."""
@@ -449,16 +638,36 @@ def resolve_discrepancy(
     diff = disc.received_qty - disc.delivered_qty
     if accept_received and diff:
         movement_id = new_id()
-        post_movement(session, stand_id=disc.stand_id, product_id=disc.product_id,
-                      quantity=diff, kind=MovementKind.REFILL_CORRECTION, occurred_at=at,
-                      actor=actor, ref_type="refill_discrepancy", ref_id=disc.id,
-                      movement_id=movement_id, note=note)
-    disc.status = (DiscrepancyStatus.ACCEPTED_RECEIVED if accept_received
-                   else DiscrepancyStatus.KEPT_DELIVERED)
+        post_movement(
+            session,
+            stand_id=disc.stand_id,
+            product_id=disc.product_id,
+            quantity=diff,
+            kind=MovementKind.REFILL_CORRECTION,
+            occurred_at=at,
+            actor=actor,
+            ref_type="refill_discrepancy",
+            ref_id=disc.id,
+            movement_id=movement_id,
+            note=note,
+        )
+    disc.status = (
+        DiscrepancyStatus.ACCEPTED_RECEIVED if accept_received else DiscrepancyStatus.KEPT_DELIVERED
+    )
     disc.resolved_by, disc.resolved_at = actor.user, at
     disc.resolution_note = optional_text(note, "note", "Note", max_len=500)
     session.flush()
-    record_op(session, "refill.resolve_discrepancy", disc.id,
-              {"discrepancy_id": disc.id, "status": disc.status, "movement_id": movement_id,
-               "at": at, "note": disc.resolution_note}, actor)
+    record_op(
+        session,
+        "refill.resolve_discrepancy",
+        disc.id,
+        {
+            "discrepancy_id": disc.id,
+            "status": disc.status,
+            "movement_id": movement_id,
+            "at": at,
+            "note": disc.resolution_note,
+        },
+        actor,
+    )
     return DiscrepancyResult(disc.id, disc.status, movement_id)

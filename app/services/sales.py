@@ -91,17 +91,17 @@ class VoidResult:
 
 
 def _result_for_existing(session: Session, order: StandOrder, duplicate: bool) -> SaleResult:
-    stock = {
-        pid: qty
-        for pid, qty in session.execute(
+    stock = dict(
+        session.execute(
             select(StandInventory.product_id, StandInventory.on_hand).where(
                 StandInventory.stand_id == order.stand_id,
                 StandInventory.product_id.in_([i.product_id for i in order.items]),
             )
-        )
-    }
-    return SaleResult(order.id, order.stand_id, order.total, order.points_earned, (), stock,
-                      duplicate)
+        ).tuples()
+    )
+    return SaleResult(
+        order.id, order.stand_id, order.total, order.points_earned, (), stock, duplicate
+    )
 
 
 @transactional
@@ -121,26 +121,32 @@ def record_sale(
     existing = session.get(StandOrder, oid)
     if existing is not None:
         if existing.stand_id != stand_id or existing.kind != OrderKind.SALE:
-            raise ValidationError(f"Order id {oid} is already used by another record.",
-                                  field="order_id")
+            raise ValidationError(
+                f"Order id {oid} is already used by another record.", field="order_id"
+            )
         return _result_for_existing(session, existing, duplicate=True)
     stand = open_stand(session, stand_id)
     if stand.status != StandStatus.ACTIVE:
-        raise ValidationError(f"{stand.name} is {stand.status.value}; sales start once it is "
-                              "active.", field="stand_id")
+        raise ValidationError(
+            f"{stand.name} is {stand.status.value}; sales start once it is active.",
+            field="stand_id",
+        )
     try:
         method = PaymentMethod(payment_method)
     except ValueError:
         raise ValidationError(
             f"Unknown payment method {payment_method!r}; use cash, qr or card.",
-            field="payment_method") from None
+            field="payment_method",
+        ) from None
     if not lines:
         raise ValidationError("Add at least one product to the sale.", field="lines")
     at = to_time(occurred_at)
 
     inventory = {
         inv.product_id: inv
-        for inv in session.scalars(select(StandInventory).where(StandInventory.stand_id == stand.id))
+        for inv in session.scalars(
+            select(StandInventory).where(StandInventory.stand_id == stand.id)
+        )
     }
     # Merge repeated products (a scanner beeps once per unit) into one line each.
     merged: dict[str, tuple[Product, int, Decimal, bool]] = {}
@@ -148,29 +154,38 @@ def record_sale(
     for n, line in enumerate(lines, start=1):
         product = resolve_product(session, line.product)
         if product.id not in inventory:
-            raise ValidationError(f"{product.name} is not carried at {stand.name}.",
-                                  field=f"lines[{n}].product")
-        qty = to_int(line.quantity, f"lines[{n}].quantity", f"Quantity of {product.name}",
-                     minimum=1, maximum=MAX_LINE_QTY)
+            raise ValidationError(
+                f"{product.name} is not carried at {stand.name}.", field=f"lines[{n}].product"
+            )
+        qty = to_int(
+            line.quantity,
+            f"lines[{n}].quantity",
+            f"Quantity of {product.name}",
+            minimum=1,
+            maximum=MAX_LINE_QTY,
+        )
         if line.unit_price is None:
             price, overridden = product.list_price, False
         else:
-            price = to_money(line.unit_price, f"lines[{n}].unit_price",
-                             f"Price of {product.name}")
+            price = to_money(line.unit_price, f"lines[{n}].unit_price", f"Price of {product.name}")
             overridden = price != product.list_price
             if overridden and product.min_price is not None and price < product.min_price:
                 raise ValidationError(
                     f"{product.name} may not be sold below {product.min_price:.2f}.",
-                    field=f"lines[{n}].unit_price")
+                    field=f"lines[{n}].unit_price",
+                )
             if overridden and product.max_price is not None and price > product.max_price:
                 raise ValidationError(
                     f"{product.name} may not be sold above {product.max_price:.2f}.",
-                    field=f"lines[{n}].unit_price")
+                    field=f"lines[{n}].unit_price",
+                )
         if product.id in merged:
             prev = merged[product.id]
             if prev[2] != price:
-                raise ValidationError(f"{product.name} appears twice with different prices.",
-                                      field=f"lines[{n}].unit_price")
+                raise ValidationError(
+                    f"{product.name} appears twice with different prices.",
+                    field=f"lines[{n}].unit_price",
+                )
             merged[product.id] = (product, prev[1] + qty, price, overridden)
         else:
             merged[product.id] = (product, qty, price, overridden)
@@ -183,9 +198,17 @@ def record_sale(
     total = Decimal(0)
     oversold: list[OversoldLine] = []
     items_payload = []
-    order = StandOrder(id=oid, stand_id=stand.id, partner_id=partner.id, kind=OrderKind.SALE,
-                       occurred_at=at, payment_method=method, total=Decimal(0),
-                       actor=actor.user, created_at=at)
+    order = StandOrder(
+        id=oid,
+        stand_id=stand.id,
+        partner_id=partner.id,
+        kind=OrderKind.SALE,
+        occurred_at=at,
+        payment_method=method,
+        total=Decimal(0),
+        actor=actor.user,
+        created_at=at,
+    )
     session.add(order)
     session.flush()
     for line_no, pid in enumerate(order_of_products, start=1):
@@ -196,16 +219,44 @@ def record_sale(
         if qty > expected:
             oversold.append(OversoldLine(pid, product.name, qty, expected))
         item_id, movement_id = new_id(), new_id()
-        session.add(StandOrderItem(id=item_id, order_id=oid, line_no=line_no, product_id=pid,
-                                   quantity=qty, unit_price=price, unit_cost=product.unit_cost,
-                                   line_total=line_total, price_overridden=overridden))
-        post_movement(session, stand_id=stand.id, product_id=pid, quantity=-qty,
-                      kind=MovementKind.SALE, occurred_at=at, actor=actor,
-                      ref_type="stand_order", ref_id=oid, movement_id=movement_id)
-        items_payload.append({"id": item_id, "line_no": line_no, "product_id": pid,
-                              "quantity": qty, "unit_price": price, "unit_cost": product.unit_cost,
-                              "line_total": line_total, "price_overridden": overridden,
-                              "movement_id": movement_id})
+        session.add(
+            StandOrderItem(
+                id=item_id,
+                order_id=oid,
+                line_no=line_no,
+                product_id=pid,
+                quantity=qty,
+                unit_price=price,
+                unit_cost=product.unit_cost,
+                line_total=line_total,
+                price_overridden=overridden,
+            )
+        )
+        post_movement(
+            session,
+            stand_id=stand.id,
+            product_id=pid,
+            quantity=-qty,
+            kind=MovementKind.SALE,
+            occurred_at=at,
+            actor=actor,
+            ref_type="stand_order",
+            ref_id=oid,
+            movement_id=movement_id,
+        )
+        items_payload.append(
+            {
+                "id": item_id,
+                "line_no": line_no,
+                "product_id": pid,
+                "quantity": qty,
+                "unit_price": price,
+                "unit_cost": product.unit_cost,
+                "line_total": line_total,
+                "price_overridden": overridden,
+                "movement_id": movement_id,
+            }
+        )
     points = sale_points(total, package.loyalty_multiplier, tier.point_multiplier)
     order.total = total
     order.points_earned = points
@@ -213,15 +264,38 @@ def record_sale(
     ledger_id = None
     if points > 0:
         ledger_id = new_id()
-        add_entry(session, partner_id=partner.id, kind=LoyaltyKind.EARN, points=points,
-                  occurred_at=at, actor=actor, ref_type="stand_order", ref_id=oid,
-                  entry_id=ledger_id)
+        add_entry(
+            session,
+            partner_id=partner.id,
+            kind=LoyaltyKind.EARN,
+            points=points,
+            occurred_at=at,
+            actor=actor,
+            ref_type="stand_order",
+            ref_id=oid,
+            entry_id=ledger_id,
+        )
     session.flush()
-    record_op(session, "sale.record", oid,
-              {"order": {"id": oid, "stand_id": stand.id, "partner_id": partner.id,
-                         "occurred_at": at, "payment_method": method, "total": total,
-                         "points_earned": points, "oversold": bool(oversold)},
-               "items": items_payload, "loyalty_entry_id": ledger_id}, actor)
+    record_op(
+        session,
+        "sale.record",
+        oid,
+        {
+            "order": {
+                "id": oid,
+                "stand_id": stand.id,
+                "partner_id": partner.id,
+                "occurred_at": at,
+                "payment_method": method,
+                "total": total,
+                "points_earned": points,
+                "oversold": bool(oversold),
+            },
+            "items": items_payload,
+            "loyalty_entry_id": ledger_id,
+        },
+        actor,
+    )
     stock = {pid: inventory[pid].on_hand for pid in order_of_products}
     return SaleResult(oid, stand.id, total, points, tuple(oversold), stock)
 
@@ -247,36 +321,88 @@ def void_sale(
     at = to_time(occurred_at)
     vid = client_id(void_id, "void_id")
     text = optional_text(reason, "reason", "Reason", max_len=500)
-    void = StandOrder(id=vid, stand_id=order.stand_id, partner_id=order.partner_id,
-                      kind=OrderKind.VOID, voided_order_id=order.id, occurred_at=at,
-                      payment_method=order.payment_method, currency=order.currency,
-                      total=-order.total, points_earned=-order.points_earned,
-                      actor=actor.user, created_at=at)
+    void = StandOrder(
+        id=vid,
+        stand_id=order.stand_id,
+        partner_id=order.partner_id,
+        kind=OrderKind.VOID,
+        voided_order_id=order.id,
+        occurred_at=at,
+        payment_method=order.payment_method,
+        currency=order.currency,
+        total=-order.total,
+        points_earned=-order.points_earned,
+        actor=actor.user,
+        created_at=at,
+    )
     session.add(void)
     session.flush()
     items_payload = []
     for item in order.items:
         item_id, movement_id = new_id(), new_id()
-        session.add(StandOrderItem(id=item_id, order_id=vid, line_no=item.line_no,
-                                   product_id=item.product_id, quantity=-item.quantity,
-                                   unit_price=item.unit_price, unit_cost=item.unit_cost,
-                                   line_total=-item.line_total,
-                                   price_overridden=item.price_overridden))
-        post_movement(session, stand_id=order.stand_id, product_id=item.product_id,
-                      quantity=item.quantity, kind=MovementKind.SALE_VOID, occurred_at=at,
-                      actor=actor, ref_type="stand_order", ref_id=vid, movement_id=movement_id,
-                      note=text)
-        items_payload.append({"id": item_id, "product_id": item.product_id,
-                              "quantity": -item.quantity, "movement_id": movement_id})
+        session.add(
+            StandOrderItem(
+                id=item_id,
+                order_id=vid,
+                line_no=item.line_no,
+                product_id=item.product_id,
+                quantity=-item.quantity,
+                unit_price=item.unit_price,
+                unit_cost=item.unit_cost,
+                line_total=-item.line_total,
+                price_overridden=item.price_overridden,
+            )
+        )
+        post_movement(
+            session,
+            stand_id=order.stand_id,
+            product_id=item.product_id,
+            quantity=item.quantity,
+            kind=MovementKind.SALE_VOID,
+            occurred_at=at,
+            actor=actor,
+            ref_type="stand_order",
+            ref_id=vid,
+            movement_id=movement_id,
+            note=text,
+        )
+        items_payload.append(
+            {
+                "id": item_id,
+                "product_id": item.product_id,
+                "quantity": -item.quantity,
+                "movement_id": movement_id,
+            }
+        )
     ledger_id = None
     if order.points_earned > 0:
         ledger_id = new_id()
-        add_entry(session, partner_id=order.partner_id, kind=LoyaltyKind.ADJUST,
-                  points=-order.points_earned, occurred_at=at, actor=actor,
-                  ref_type="stand_order", ref_id=vid, note="Sale voided", entry_id=ledger_id)
+        add_entry(
+            session,
+            partner_id=order.partner_id,
+            kind=LoyaltyKind.ADJUST,
+            points=-order.points_earned,
+            occurred_at=at,
+            actor=actor,
+            ref_type="stand_order",
+            ref_id=vid,
+            note="Sale voided",
+            entry_id=ledger_id,
+        )
     session.flush()
-    record_op(session, "sale.void", vid,
-              {"void_id": vid, "order_id": order.id, "stand_id": order.stand_id,
-               "occurred_at": at, "reason": text, "items": items_payload,
-               "loyalty_entry_id": ledger_id}, actor)
+    record_op(
+        session,
+        "sale.void",
+        vid,
+        {
+            "void_id": vid,
+            "order_id": order.id,
+            "stand_id": order.stand_id,
+            "occurred_at": at,
+            "reason": text,
+            "items": items_payload,
+            "loyalty_entry_id": ledger_id,
+        },
+        actor,
+    )
     return VoidResult(vid, order.id, -order.total, order.points_earned)

@@ -132,3 +132,15 @@ def stand(factory: SessionFactory, catalog: list[CatalogProduct]) -> StandFixtur
 def session(factory: SessionFactory) -> Iterator[Session]:
     with factory() as s:
         yield s
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster for the session (Debian's postgresql-NN binaries)."""
+    from tests.pgcluster import find_pg_bin, postgres_cluster
+
+    bin_dir = find_pg_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL server binaries are not installed (Debian postgresql-15)")
+    with postgres_cluster(bin_dir) as url:
+        yield url

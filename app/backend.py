@@ -12,7 +12,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.orm import Session
 
-from app.db import SessionFactory, open_db
+from app.db import SessionFactory, open_db, read_sessionmaker
 from app.paths import data_dir, database_url
 from app.reference import seed_reference_data
 from app.services.base import transactional
@@ -24,6 +24,7 @@ R = TypeVar("R")
 class Backend:
     def __init__(self, factory: SessionFactory, *, location: str = "") -> None:
         self._factory = factory
+        self._read_factory = read_sessionmaker(factory)
         self.location = location
 
     @classmethod
@@ -46,6 +47,14 @@ class Backend:
     ) -> R:
         """Run a service function in its own session on this thread."""
         with self._factory() as session:
+            return fn(session, *args, **kwargs)
+
+    def read(
+        self, fn: Callable[Concatenate[Session, P], R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        """Run a read-only query: it does not take the write lock, so it never waits for
+        sync or another writer. A write attempted here fails instead of committing."""
+        with self._read_factory() as session:
             return fn(session, *args, **kwargs)
 
     def with_factory(

@@ -2,7 +2,8 @@
 
 Order of precedence: an explicit ``--data-dir`` flag, then ``STAND_OS_DATA_DIR``, then the
 platform folder (``~/.local/share/stand-os`` on Linux). Demo data always lives in a folder
-of its own so it is never mixed with a user's real data.
+of its own so it is never mixed with a user's real data: ``<folder>/demo`` under an explicit
+folder, ``~/.local/share/stand-os-demo`` otherwise.
 """
 
 from __future__ import annotations
@@ -20,11 +21,9 @@ DB_FILENAME = "stand.db"
 
 def data_dir(override: str | os.PathLike[str] | None = None, *, demo: bool = False) -> Path:
     """The data folder to use (not created here)."""
-    if override:
-        return Path(override).expanduser().resolve()
-    env = os.environ.get(ENV_DATA_DIR)
-    if env:
-        base = Path(env).expanduser().resolve()
+    explicit = override or os.environ.get(ENV_DATA_DIR)
+    if explicit:
+        base = Path(explicit).expanduser().resolve()
         return base / "demo" if demo else base
     name = f"{APP_NAME}-demo" if demo else APP_NAME
     return Path(platformdirs.user_data_dir(name, APP_AUTHOR))

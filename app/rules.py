@@ -22,23 +22,31 @@ Money
 QR payment payload (version 1), rendered as a QR code on the stand's label:
     ``standpay:v1?stand=<stand uuid>&ref=<payment reference>``
     The payment reference is ``SP-`` followed by 8 Crockford base-32 characters taken from
-    the random bits of the stand's UUIDv7 and one Crockford check symbol (mod 37), e.g.
-    ``SP-3KQ7ZD1M-X``: short enough to type, and a mistyped character is caught.
+    the random bits of the stand's UUIDv7 and one check character computed with the Luhn
+    mod N algorithm over the same alphabet, e.g. ``SP-3KQ7ZD1M-X``: short enough to type,
+    only letters and digits (safe inside the URI), and any single mistyped character or
+    swap of two neighbours is caught.
+
+Dates
+    Days (payout periods, "is this date in the past") are calendar days in the program's
+    time zone, ``PROGRAM_TIMEZONE``; stored times are UTC.
 """
 
 from __future__ import annotations
 
 import math
 import uuid
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
 
 CENT = Decimal("0.01")
 POINTS_PER_CURRENCY_UNIT = Decimal(1)
+PROGRAM_TIMEZONE = "Europe/Berlin"
 TIER_WINDOW_DAYS = 365
 POINTS_EXPIRE_AFTER_DAYS = 365
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_CHECK_SYMBOLS = _CROCKFORD + "*~$=U"
 
 
 def round_money(value: Decimal) -> Decimal:
@@ -59,15 +67,26 @@ def commission(sales_total: Decimal, rate: Decimal) -> Decimal:
     return round_money(sales_total * rate)
 
 
-def crockford_check_symbol(value: int) -> str:
-    return _CHECK_SYMBOLS[value % 37]
+def local_date(moment: datetime, tz: str = PROGRAM_TIMEZONE) -> date:
+    """The calendar day of ``moment`` in the program's time zone."""
+    return moment.astimezone(ZoneInfo(tz)).date()
+
+
+def luhn_mod32_check(body: str) -> str:
+    """The Luhn mod N check character of ``body`` over the Crockford alphabet."""
+    factor, total = 2, 0
+    for char in reversed(body):
+        addend = factor * _CROCKFORD.index(char)
+        total += addend // 32 + addend % 32
+        factor = 1 if factor == 2 else 2
+    return _CROCKFORD[(32 - total % 32) % 32]
 
 
 def payment_reference(stand_id: str) -> str:
     """The stand's payment reference (see module docstring), derived from its id."""
     bits = uuid.UUID(stand_id).int & ((1 << 40) - 1)
     chars = "".join(_CROCKFORD[(bits >> shift) & 31] for shift in range(35, -5, -5))
-    return f"SP-{chars}-{crockford_check_symbol(bits)}"
+    return f"SP-{chars}-{luhn_mod32_check(chars)}"
 
 
 def is_valid_payment_reference(ref: str) -> bool:
@@ -78,10 +97,7 @@ def is_valid_payment_reference(ref: str) -> bool:
     body, check = ref[3:11], ref[12]
     if any(c not in _CROCKFORD for c in body):
         return False
-    value = 0
-    for c in body:
-        value = value * 32 + _CROCKFORD.index(c)
-    return crockford_check_symbol(value) == check
+    return luhn_mod32_check(body) == check
 
 
 def qr_payload(stand_id: str, reference: str) -> str:

@@ -36,6 +36,7 @@ from app.services.base import (
     to_time,
     transactional,
 )
+from app.services.onboarding import resolve_product
 
 FIELD_ROLES = (Role.REP, Role.MANAGER, Role.ADMIN)
 LEVEL_ROLES = (Role.MANAGER, Role.ADMIN, Role.REP)
@@ -48,6 +49,8 @@ class CountLine:
     expected: int
     counted: int
     variance: int
+    sku: str = ""
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -212,7 +215,7 @@ def record_count(
 ) -> CountResult:
     """Record a physical count: a snapshot with expected, counted and variance per SKU, and an
     adjustment movement for each variance. ``counts`` maps product id to the counted quantity;
-    SKUs not listed were not counted and keep their stock."""
+    keys may also be SKUs or barcodes. SKUs not listed were not counted and keep their stock."""
     actor.require(FIELD_ROLES, "count stock")
     stand = open_stand(session, stand_id)
     if not counts:
@@ -228,18 +231,16 @@ def record_count(
         )
     }
     parsed: list[tuple[StandInventory, int]] = []
-    for product_id, raw in counts.items():
-        line = lines_by_product.get(product_id)
+    for key, raw in counts.items():
+        field = f"count:{key}"
+        product = resolve_product(session, key, include_inactive=True)
+        line = lines_by_product.get(product.id)
         if line is None:
-            raise NotFound(
-                f"Product {product_id!r} is not carried at {stand.name}.",
-                field=f"count:{product_id}",
-            )
+            raise NotFound(f"{product.name} is not carried at {stand.name}.", field=field)
+        if any(seen.product_id == product.id for seen, _ in parsed):
+            raise ValidationError(f"{product.name} is counted twice.", field=field)
         parsed.append(
-            (
-                line,
-                to_int(raw, f"count:{product_id}", "Counted quantity", minimum=0, maximum=MAX_QTY),
-            )
+            (line, to_int(raw, field, f"Count of {product.name}", minimum=0, maximum=MAX_QTY))
         )
     snapshot = StandInventorySnapshot(
         id=sid,
@@ -282,7 +283,10 @@ def record_count(
             )
         )
         inv.last_counted_at = at
-        result_lines.append(CountLine(inv.product_id, expected, counted, variance))
+        product = session.get_one(Product, inv.product_id)
+        result_lines.append(
+            CountLine(inv.product_id, expected, counted, variance, product.sku, product.name)
+        )
         op_lines.append(
             {
                 "product_id": inv.product_id,

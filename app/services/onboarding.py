@@ -90,8 +90,11 @@ class PartnerOnboarded:
     stand: StandCreated | None
 
 
-def resolve_product(session: Session, ref: str) -> Product:
-    """Find an active product by id, SKU or GTIN (what a rep types or scans)."""
+def resolve_product(session: Session, ref: str, *, include_inactive: bool = False) -> Product:
+    """Find a product by id, SKU or GTIN (what a rep types or scans).
+
+    Discontinued products are refused for new placements and sales, but can still be
+    counted and refilled while a stand carries them (``include_inactive``)."""
     key = (ref or "").strip()
     if not key:
         raise ValidationError("A product is required.", field="product")
@@ -100,7 +103,7 @@ def resolve_product(session: Session, ref: str) -> Product:
     ).first()
     if product is None:
         raise NotFound(f"No product with id, SKU or barcode {key!r}.", field="product")
-    if not product.active:
+    if not product.active and not include_inactive:
         raise ValidationError(f"{product.name} is no longer sold.", field="product")
     return product
 

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from app.errors import InvalidTransition, ValidationError
 from app.ids import new_id
 from app.models import Package, Payout, PayoutStatus, Role, StandOrder, StandPartner
-from app.rules import commission
+from app.rules import PROGRAM_TIMEZONE, commission, local_date
 from app.services.base import (
     Actor,
     get_or_404,
@@ -32,7 +32,6 @@ from app.services.base import (
     transactional,
 )
 
-PROGRAM_TIMEZONE = "Europe/Berlin"
 PAYOUT_ROLES = (Role.MANAGER, Role.ADMIN)
 
 
@@ -90,7 +89,7 @@ def compute_payouts(
     if period_end < period_start:
         raise ValidationError("The period ends before it starts.", field="period_end")
     at = to_time(now)
-    if period_end >= at.astimezone(ZoneInfo(PROGRAM_TIMEZONE)).date():
+    if period_end >= local_date(at):
         raise ValidationError("Payouts are computed for finished periods only.", field="period_end")
     lo, hi = period_bounds(period_start, period_end)
     query = (
@@ -179,7 +178,7 @@ def schedule_payout(
             f"This payout is {payout.status.value}; only a draft can be scheduled.", field="status"
         )
     at = to_time(now)
-    if pay_on < at.date():
+    if pay_on < local_date(at):
         raise ValidationError("The payment date is in the past.", field="pay_on")
     payout.status, payout.scheduled_for, payout.updated_at = PayoutStatus.SCHEDULED, pay_on, at
     session.flush()

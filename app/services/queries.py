@@ -8,13 +8,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.clock import utcnow
+from app.errors import ValidationError
 from app.models import (
+    LocationType,
     LoyaltyTier,
     Package,
     Product,
@@ -25,6 +28,7 @@ from app.models import (
     StandPartner,
     StandRefillOrder,
     StandRefillOrderItem,
+    StandStatus,
 )
 from app.services.base import get_or_404, transactional
 
@@ -210,6 +214,15 @@ def _to_row(r: tuple[object, ...]) -> StandRow:
     )
 
 
+def _choice(value: str | None, allowed: type[StrEnum], field: str, label: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if value not in {m.value for m in allowed}:
+        options = ", ".join(m.value for m in allowed)
+        raise ValidationError(f"Unknown {label} {value!r}; use one of: {options}.", field=field)
+    return value
+
+
 @transactional
 def list_stands(
     session: Session,
@@ -227,6 +240,12 @@ def list_stands(
     now: datetime | None = None,
 ) -> list[StandRow]:
     """Stands with their stock and refill summary, filtered and sorted in SQL."""
+    status = _choice(status, StandStatus, "status", "stand status")
+    location_type = _choice(location_type, LocationType, "location_type", "location type")
+    if order_by not in SORTABLE:
+        raise ValidationError(
+            f"Cannot sort by {order_by!r}; use one of: {', '.join(SORTABLE)}.", field="order_by"
+        )
     stmt = _stand_rows_query(now or utcnow())
     if search:
         like = f"%{search.strip().lower()}%"
@@ -295,7 +314,7 @@ def stand_detail(session: Session, stand_id: str, *, now: datetime | None = None
             .join(Product, Product.id == StandInventory.product_id)
             .where(StandInventory.stand_id == stand.id)
             .order_by(Product.category, Product.name)
-        ).tuples()
+        )
     )
     return StandDetail(
         row,
@@ -320,6 +339,7 @@ def stand_detail(session: Session, stand_id: str, *, now: datetime | None = None
 def list_refills(
     session: Session, *, status: str | None = None, stand_id: str | None = None, limit: int = 500
 ) -> list[RefillRow]:
+    status = _choice(status, RefillStatus, "status", "refill status")
     lines = (
         select(StandRefillOrderItem.refill_id, func.count().label("n"))
         .group_by(StandRefillOrderItem.refill_id)
@@ -348,5 +368,5 @@ def list_refills(
             r.scheduled_for.isoformat() if r.scheduled_for else None,
             n,
         )
-        for r, name, n in session.execute(stmt).tuples()
+        for r, name, n in session.execute(stmt)
     ]

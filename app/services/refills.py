@@ -42,7 +42,7 @@ from app.models import (
     StandRefillOrderItem,
     StandStatus,
 )
-from app.rules import round_money
+from app.rules import local_date, round_money
 from app.services.base import (
     Actor,
     client_id,
@@ -129,6 +129,8 @@ class RefillLineResult:
     delivered: int | None
     received: int | None
     unit_price: Decimal
+    sku: str = ""
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -155,8 +157,12 @@ def allowed_actions(status: RefillStatus, role: Role) -> list[RefillAction]:
 
 
 def _result(
-    refill: StandRefillOrder, discrepancies: tuple[str, ...] = (), duplicate: bool = False
+    session: Session,
+    refill: StandRefillOrder,
+    discrepancies: tuple[str, ...] = (),
+    duplicate: bool = False,
 ) -> RefillResult:
+    products = {i.product_id: session.get_one(Product, i.product_id) for i in refill.items}
     return RefillResult(
         refill.id,
         refill.stand_id,
@@ -170,6 +176,8 @@ def _result(
                 i.delivered_qty,
                 i.received_qty,
                 i.unit_price,
+                products[i.product_id].sku,
+                products[i.product_id].name,
             )
             for i in refill.items
         ),
@@ -221,14 +229,19 @@ def suggest_refill(session: Session, stand_id: str) -> dict[str, int]:
 def _parse_quantities(
     session: Session, refill: StandRefillOrder, quantities: Mapping[str, object], label: str
 ) -> dict[str, int]:
-    by_product = {i.product_id: i for i in refill.items}
+    """Quantities keyed by product id, SKU or barcode -> by product id, validated."""
+    on_refill = {i.product_id for i in refill.items}
     parsed: dict[str, int] = {}
-    for pid, raw in quantities.items():
-        if pid not in by_product:
-            product = session.get(Product, pid)
-            name = product.name if product else pid
-            raise ValidationError(f"{name} is not on this refill.", field=f"qty:{pid}")
-        parsed[pid] = to_int(raw, f"qty:{pid}", f"{label} quantity", minimum=0, maximum=MAX_QTY)
+    for key, raw in quantities.items():
+        field = f"qty:{key}"
+        product = resolve_product(session, key, include_inactive=True)
+        if product.id not in on_refill:
+            raise ValidationError(f"{product.name} is not on this refill.", field=field)
+        if product.id in parsed:
+            raise ValidationError(f"{product.name} is listed twice.", field=field)
+        parsed[product.id] = to_int(
+            raw, field, f"{label} quantity of {product.name}", minimum=0, maximum=MAX_QTY
+        )
     return parsed
 
 
@@ -295,7 +308,7 @@ def request_refill(
     if existing is not None:
         if existing.stand_id != stand_id:
             raise ValidationError(f"Refill id {rid} belongs to another stand.", field="refill_id")
-        return _result(existing, duplicate=True)
+        return _result(session, existing, duplicate=True)
     stand = open_stand(session, stand_id)
     if stand.status not in (StandStatus.ACTIVE, StandStatus.PLANNED, StandStatus.PAUSED):
         raise ValidationError(f"{stand.name} cannot receive refills.", field="stand_id")
@@ -390,7 +403,7 @@ def request_refill(
         },
         actor,
     )
-    return _result(refill)
+    return _result(session, refill)
 
 
 @transactional
@@ -436,7 +449,7 @@ def schedule_refill(
     at = to_time(now)
     if not isinstance(scheduled_for, date):
         raise ValidationError("Choose a delivery date.", field="scheduled_for")
-    if scheduled_for < at.date():
+    if scheduled_for < local_date(at):
         raise ValidationError("The delivery date is in the past.", field="scheduled_for")
     refill.scheduled_for = scheduled_for
     refill.dealer = require_text(dealer, "dealer", "Dealer")
@@ -614,7 +627,7 @@ def _step(
         },
         actor,
     )
-    return _result(refill, discrepancies)
+    return _result(session, refill, discrepancies)
 
 
 @transactional

@@ -91,14 +91,13 @@ class VoidResult:
 
 
 def _result_for_existing(session: Session, order: StandOrder, duplicate: bool) -> SaleResult:
-    stock = dict(
-        session.execute(
-            select(StandInventory.product_id, StandInventory.on_hand).where(
-                StandInventory.stand_id == order.stand_id,
-                StandInventory.product_id.in_([i.product_id for i in order.items]),
-            )
-        ).tuples()
+    rows = session.execute(
+        select(StandInventory.product_id, StandInventory.on_hand).where(
+            StandInventory.stand_id == order.stand_id,
+            StandInventory.product_id.in_([i.product_id for i in order.items]),
+        )
     )
+    stock = {str(pid): int(qty) for pid, qty in rows}
     return SaleResult(
         order.id, order.stand_id, order.total, order.points_earned, (), stock, duplicate
     )

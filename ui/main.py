@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     runner = TaskRunner()
     window = MainWindow(backend, runner, role=args.role)
 
-    needs_demo = args.demo and not backend.call(queries.list_stands, limit=1)
+    needs_demo = args.demo and not backend.read(queries.list_stands, limit=1)
     if args.screenshot:
         from app.demo import generate_demo
 

@@ -85,7 +85,7 @@ class MainWindow(QMainWindow):
         self.loading = True
         self.count_label.setText(tr("Loading…"))
         self.runner.run_db(
-            self.backend.call,
+            self.backend.read,
             queries.list_stands,
             search=self.search.text() or None,
             on_done=self._show_rows,

@@ -13,7 +13,10 @@ Tiers
 
 Expiry
     Positive entries are lots; negative entries consume the oldest open lots first (FIFO).
-    Whatever remains of a lot older than ``POINTS_EXPIRE_AFTER_DAYS`` expires.
+    Whatever remains of a lot older than ``POINTS_EXPIRE_AFTER_DAYS`` expires. A negative
+    larger than the open lots (a void reversal after a redemption) is a debt that the next
+    lots pay off first; expiry never takes more than the balance. Such a reversal may take
+    the balance below zero; redemptions wait until it is positive again.
 
 Money
     Amounts are rounded to cents, half up, only where a figure is shown or charged
@@ -22,10 +25,11 @@ Money
 QR payment payload (version 1), rendered as a QR code on the stand's label:
     ``standpay:v1?stand=<stand uuid>&ref=<payment reference>``
     The payment reference is ``SP-`` followed by 8 Crockford base-32 characters taken from
-    the random bits of the stand's UUIDv7 and one check character computed with the Luhn
-    mod N algorithm over the same alphabet, e.g. ``SP-3KQ7ZD1M-X``: short enough to type,
-    only letters and digits (safe inside the URI), and any single mistyped character or
-    swap of two neighbours is caught.
+    the random bits of the stand's UUIDv7, a dash and two check characters, e.g.
+    ``SP-3KQ7ZD1M-GT``. The check value is sum((i + 1) x value(char i)) mod 1021 over the 8
+    characters, written as two Crockford characters. Because 1021 is a prime above 32, any
+    single mistyped character and any swap of two neighbours changes it. Letters and
+    digits only: safe to type and inside the URI.
 
 Dates
     Days (payout periods, "is this date in the past") are calendar days in the program's
@@ -72,32 +76,28 @@ def local_date(moment: datetime, tz: str = PROGRAM_TIMEZONE) -> date:
     return moment.astimezone(ZoneInfo(tz)).date()
 
 
-def luhn_mod32_check(body: str) -> str:
-    """The Luhn mod N check character of ``body`` over the Crockford alphabet."""
-    factor, total = 2, 0
-    for char in reversed(body):
-        addend = factor * _CROCKFORD.index(char)
-        total += addend // 32 + addend % 32
-        factor = 1 if factor == 2 else 2
-    return _CROCKFORD[(32 - total % 32) % 32]
+def reference_check(body: str) -> str:
+    """The two check characters of a payment reference body (see module docstring)."""
+    value = sum((i + 1) * _CROCKFORD.index(c) for i, c in enumerate(body)) % 1021
+    return _CROCKFORD[value // 32] + _CROCKFORD[value % 32]
 
 
 def payment_reference(stand_id: str) -> str:
     """The stand's payment reference (see module docstring), derived from its id."""
     bits = uuid.UUID(stand_id).int & ((1 << 40) - 1)
     chars = "".join(_CROCKFORD[(bits >> shift) & 31] for shift in range(35, -5, -5))
-    return f"SP-{chars}-{luhn_mod32_check(chars)}"
+    return f"SP-{chars}-{reference_check(chars)}"
 
 
 def is_valid_payment_reference(ref: str) -> bool:
     """True if ``ref`` is well formed and its check symbol matches."""
     ref = ref.strip().upper()
-    if len(ref) != 13 or not ref.startswith("SP-") or ref[11] != "-":
+    if len(ref) != 14 or not ref.startswith("SP-") or ref[11] != "-":
         return False
-    body, check = ref[3:11], ref[12]
+    body, check = ref[3:11], ref[12:]
     if any(c not in _CROCKFORD for c in body):
         return False
-    return luhn_mod32_check(body) == check
+    return reference_check(body) == check
 
 
 def qr_payload(stand_id: str, reference: str) -> str:

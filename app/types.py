@@ -67,6 +67,18 @@ class ScaledDecimal(TypeDecorator[Decimal]):
     def coerce_compared_value(self, op: Any, value: Any) -> Any:
         return self
 
+    # SQLAlchemy's own SQLite NUMERIC processors pass values through float, which is exact
+    # only up to 2**53; the scaled integers go to and from the driver untouched instead.
+    def bind_processor(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return lambda value: self.process_bind_param(value, dialect)
+        return super().bind_processor(dialect)
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        if dialect.name == "sqlite":
+            return lambda value: self.process_result_value(value, dialect)
+        return super().result_processor(dialect, coltype)
+
 
 def Money() -> ScaledDecimal:
     """An amount of money: 4 decimal places, so unit costs like 0.3333 stay exact."""

@@ -5,6 +5,7 @@ Qt hygiene for the GUI tests lives in tests/ui/conftest.py.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -31,9 +32,20 @@ def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'stand.db'}"
 
 
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database made by the real migrations, once per test session."""
+    path = tmp_path_factory.mktemp("template") / "stand.db"
+    open_db(f"sqlite:///{path}").kw["bind"].dispose()
+    return path
+
+
 @pytest.fixture
-def factory(db_url: str) -> Iterator[SessionFactory]:
-    sm = open_db(db_url)
+def factory(db_url: str, migrated_template: Path) -> Iterator[SessionFactory]:
+    """A fresh migrated database per test: a copy of the template (migrating per test would
+    be most of the suite's time). Migration itself is tested in test_migrations.py."""
+    shutil.copyfile(migrated_template, db_url.split("///", 1)[1])
+    sm = open_db(db_url, migrate=False)
     yield sm
     sm.kw["bind"].dispose()
 

@@ -163,6 +163,17 @@ def client_id(value: str | None, field_name: str = "id") -> str:
     return value
 
 
+def unused_id(
+    session: Session, model: type[Base], value: str | None, field_name: str, label: str
+) -> str:
+    """A client-supplied id for a new record (or a new id); an id already used is refused,
+    so a replayed request can never create a second fact or crash on the primary key."""
+    record_id = client_id(value, field_name)
+    if value is not None and session.get(model, record_id) is not None:
+        raise ValidationError(f"A {label} with id {record_id} already exists.", field=field_name)
+    return record_id
+
+
 def require_text(value: str | None, field_name: str, label: str, *, max_len: int = 120) -> str:
     text = (value or "").strip()
     if not text:
@@ -239,10 +250,12 @@ def to_money(value: object, field_name: str, label: str, *, allow_zero: bool = T
     return amount.quantize(Decimal("0.0001"))
 
 
-def to_time(value: datetime | None) -> datetime:
+def to_time(value: datetime | None, field_name: str = "occurred_at") -> datetime:
     """An occurrence time: now if not given; a naive time is refused (ambiguous)."""
     if value is None:
         return utcnow()
+    if not isinstance(value, datetime):
+        raise ValidationError("The time must be a date and time.", field=field_name)
     if value.tzinfo is None:
-        raise ValidationError("The time must include a time zone.", field="occurred_at")
+        raise ValidationError("The time must include a time zone.", field=field_name)
     return ensure_utc(value)

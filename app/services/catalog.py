@@ -16,13 +16,13 @@ from app.errors import ValidationError
 from app.models import Product, Role
 from app.services.base import (
     Actor,
-    client_id,
     optional_text,
     record_op,
     require_text,
     to_int,
     to_money,
     transactional,
+    unused_id,
 )
 from app.services.onboarding import resolve_product
 
@@ -114,7 +114,7 @@ def add_product(
     hi = None if max_price is None else to_money(max_price, "max_price", "Maximum price")
     _guardrails(price, lo, hi)
     product = Product(
-        id=client_id(product_id, "product_id"),
+        id=unused_id(session, Product, product_id, "product_id", "product"),
         sku=code,
         gtin=barcode,
         name=require_text(name, "name", "Product name"),

@@ -35,6 +35,7 @@ from app.services.base import (
     to_int,
     to_time,
     transactional,
+    unused_id,
 )
 from app.services.onboarding import resolve_product
 
@@ -220,7 +221,7 @@ def record_count(
     stand = open_stand(session, stand_id)
     if not counts:
         raise ValidationError("Enter at least one counted quantity.", field="counts")
-    at = to_time(counted_at)
+    at = to_time(counted_at, "counted_at")
     sid = client_id(snapshot_id, "snapshot_id")
     if session.get(StandInventorySnapshot, sid) is not None:
         raise ValidationError(f"A count with id {sid} already exists.", field="snapshot_id")
@@ -233,7 +234,7 @@ def record_count(
     parsed: list[tuple[StandInventory, int]] = []
     for key, raw in counts.items():
         field = f"count:{key}"
-        product = resolve_product(session, key, include_inactive=True)
+        product = resolve_product(session, key, include_inactive=True, field=field)
         line = lines_by_product.get(product.id)
         if line is None:
             raise NotFound(f"{product.name} is not carried at {stand.name}.", field=field)
@@ -274,6 +275,7 @@ def record_count(
             )
         session.add(
             StandInventorySnapshotLine(
+                id=(line_id := new_id()),
                 snapshot_id=sid,
                 product_id=inv.product_id,
                 expected_qty=expected,
@@ -289,6 +291,7 @@ def record_count(
         )
         op_lines.append(
             {
+                "id": line_id,
                 "product_id": inv.product_id,
                 "expected": expected,
                 "counted": counted,
@@ -347,7 +350,8 @@ def set_levels(
         raise ValidationError(f"Par level {par} is above the capacity of {cap}.", field="par_level")
     if rop > par:
         raise ValidationError(
-            f"Reorder point {rop} is above the par level of {par}.", field="reorder_point"
+            f"Reorder point {rop} is above the par level of {par}.",
+            field="par_level" if reorder_point is None else "reorder_point",
         )
     before = {
         "par_level": line.par_level,
@@ -361,6 +365,7 @@ def set_levels(
         "inventory.set_levels",
         line.id,
         {
+            "inventory_id": line.id,
             "stand_id": stand_id,
             "product_id": product_id,
             "before": before,
@@ -393,7 +398,7 @@ def record_stock_change(
     inventory_line(session, stand_id, product_id)
     signed = -qty if kind == MovementKind.WRITE_OFF else qty
     at = to_time(occurred_at)
-    mid = client_id(movement_id, "movement_id")
+    mid = unused_id(session, InventoryMovement, movement_id, "movement_id", "stock movement")
     text = optional_text(note, "note", "Note", max_len=500)
     post_movement(
         session,

@@ -26,13 +26,13 @@ from app.models import (
 from app.rules import POINTS_EXPIRE_AFTER_DAYS, TIER_WINDOW_DAYS
 from app.services.base import (
     Actor,
-    client_id,
     get_or_404,
     optional_text,
     record_op,
     to_int,
     to_time,
     transactional,
+    unused_id,
 )
 
 MANAGER_ROLES = (Role.MANAGER, Role.ADMIN)
@@ -175,7 +175,7 @@ def activate_partner(
         stand_ids.append(stand.id)
     eid = None
     if package.activation_points > 0:
-        eid = client_id(entry_id, "entry_id")
+        eid = unused_id(session, StandLoyaltyLedger, entry_id, "entry_id", "ledger entry")
         add_entry(
             session,
             partner_id=partner_id,
@@ -224,7 +224,7 @@ def redeem_points(
             f"{partner.name} has {current} points; {amount} cannot be redeemed.", field="points"
         )
     at = to_time(now)
-    eid = client_id(entry_id, "entry_id")
+    eid = unused_id(session, StandLoyaltyLedger, entry_id, "entry_id", "ledger entry")
     text = optional_text(note, "note", "Note", max_len=500)
     add_entry(
         session,
@@ -270,7 +270,7 @@ def adjust_points(
     if not text:
         raise ValidationError("Give a reason for the adjustment.", field="note")
     at = to_time(now)
-    eid = client_id(entry_id, "entry_id")
+    eid = unused_id(session, StandLoyaltyLedger, entry_id, "entry_id", "ledger entry")
     kind = LoyaltyKind.BONUS if bonus else LoyaltyKind.ADJUST
     add_entry(
         session,
@@ -302,15 +302,20 @@ def adjust_points(
 def expirable_points(entries: list[tuple[datetime, int]], cutoff: datetime) -> int:
     """Points to expire: what remains of lots older than ``cutoff`` after FIFO consumption.
 
-    ``entries`` are (time, signed points) in time order. Negative entries consume the oldest
-    open lots first; a negative beyond all open lots (a correction) consumes nothing more.
+    ``entries`` are (time, signed points) in time order. Each positive entry is a lot;
+    negative entries consume the oldest open lots first. A negative larger than all open
+    lots (a void reversal after a redemption, say) leaves a debt that the next lots pay off
+    first, so expiry can never take more than the balance.
     """
     times: list[datetime] = []
     remaining: list[int] = []
+    debt = 0
     for when, pts in entries:
         if pts > 0:
+            paid = min(debt, pts)
+            debt -= paid
             times.append(when)
-            remaining.append(pts)
+            remaining.append(pts - paid)
             continue
         need = -pts
         for i, left in enumerate(remaining):
@@ -319,7 +324,10 @@ def expirable_points(entries: list[tuple[datetime, int]], cutoff: datetime) -> i
             take = min(left, need)
             remaining[i] = left - take
             need -= take
-    return sum(left for when, left in zip(times, remaining, strict=True) if when < cutoff)
+        debt += need
+    old = sum(left for when, left in zip(times, remaining, strict=True) if when < cutoff)
+    balance = sum(remaining) - debt
+    return max(0, min(old, balance))
 
 
 @transactional

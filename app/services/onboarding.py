@@ -7,12 +7,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo, available_timezones
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.errors import LimitExceeded, NotFound, ValidationError
+from app.ids import new_id
 from app.models import (
     LocationType,
     LoyaltyTier,
@@ -90,21 +92,23 @@ class PartnerOnboarded:
     stand: StandCreated | None
 
 
-def resolve_product(session: Session, ref: str, *, include_inactive: bool = False) -> Product:
+def resolve_product(
+    session: Session, ref: str, *, include_inactive: bool = False, field: str = "product"
+) -> Product:
     """Find a product by id, SKU or GTIN (what a rep types or scans).
 
     Discontinued products are refused for new placements and sales, but can still be
     counted and refilled while a stand carries them (``include_inactive``)."""
     key = (ref or "").strip()
     if not key:
-        raise ValidationError("A product is required.", field="product")
+        raise ValidationError("A product is required.", field=field)
     product = session.scalars(
         select(Product).where((Product.id == key) | (Product.sku == key) | (Product.gtin == key))
     ).first()
     if product is None:
-        raise NotFound(f"No product with id, SKU or barcode {key!r}.", field="product")
+        raise NotFound(f"No product with id, SKU or barcode {key!r}.", field=field)
     if not product.active and not include_inactive:
-        raise ValidationError(f"{product.name} is no longer sold.", field="product")
+        raise ValidationError(f"{product.name} is no longer sold.", field=field)
     return product
 
 
@@ -144,6 +148,21 @@ def default_assortment(session: Session, slots: int) -> list[Product]:
     return picked
 
 
+def _coordinate(value: object, field: str, label: str, limit: float) -> float | None:
+    if value is None or value == "":
+        return None
+    message = f"{label} must be a number such as 52.52."
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise ValidationError(message, field=field)
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValidationError(message, field=field) from None
+    if math.isnan(number) or not -limit <= number <= limit:
+        raise ValidationError(f"{label} must be between {-limit:g} and {limit:g}.", field=field)
+    return number
+
+
 def _validate_stand(stand: StandInput) -> dict[str, object]:
     try:
         loc_type = LocationType(stand.location_type)
@@ -153,14 +172,8 @@ def _validate_stand(stand: StandInput) -> dict[str, object]:
             f"Unknown location type {stand.location_type!r}; choose one of: {kinds}.",
             field="location_type",
         ) from None
-    for value, name, label, lo, hi in (
-        (stand.latitude, "latitude", "Latitude", -90.0, 90.0),
-        (stand.longitude, "longitude", "Longitude", -180.0, 180.0),
-    ):
-        if value is None:
-            continue
-        if math.isnan(float(value)) or not lo <= float(value) <= hi:
-            raise ValidationError(f"{label} must be between {lo:g} and {hi:g}.", field=name)
+    latitude = _coordinate(stand.latitude, "latitude", "Latitude", 90.0)
+    longitude = _coordinate(stand.longitude, "longitude", "Longitude", 180.0)
     if stand.timezone not in available_timezones():
         raise ValidationError(f"Unknown time zone {stand.timezone!r}.", field="timezone")
     ZoneInfo(stand.timezone)
@@ -173,8 +186,8 @@ def _validate_stand(stand: StandInput) -> dict[str, object]:
         "city": require_text(stand.city, "city", "City", max_len=80),
         "postal_code": optional_text(stand.postal_code, "postal_code", "Postal code", max_len=16),
         "country": country,
-        "latitude": None if stand.latitude is None else float(stand.latitude),
-        "longitude": None if stand.longitude is None else float(stand.longitude),
+        "latitude": latitude,
+        "longitude": longitude,
         "location_type": loc_type,
         "capacity_units": to_int(
             stand.capacity_units, "capacity_units", "Capacity", minimum=1, maximum=100_000
@@ -219,7 +232,7 @@ def _create_stand(
         products = []
         seen: set[str] = set()
         for ref in stand.products:
-            p = resolve_product(session, ref)
+            p = resolve_product(session, ref, field="products")
             if p.id in seen:
                 raise ValidationError(f"{p.name} is listed twice.", field="products")
             seen.add(p.id)
@@ -231,6 +244,16 @@ def _create_stand(
             f"The {package.name} package allows {package.sku_slots} products per stand; "
             f"{len(products)} were chosen.",
             field="products",
+        )
+    # The stand's capacity is shared evenly between its products; par levels fit inside.
+    capacity_units = fields["capacity_units"]
+    assert isinstance(capacity_units, int)
+    capacity_each = capacity_units // len(products)
+    if capacity_each < 1:
+        raise ValidationError(
+            f"A stand with {len(products)} products needs a capacity of at least "
+            f"{len(products)} units.",
+            field="capacity_units",
         )
     sid = client_id(stand_id, "stand_id")
     if session.get(StandLocation, sid) is not None:
@@ -250,15 +273,13 @@ def _create_stand(
     )
     session.add(location)
     session.flush()  # the stand row must exist before its inventory rows
-    capacity_units = fields["capacity_units"]
-    assert isinstance(capacity_units, int)
-    capacity_each = max(package.default_par, capacity_units // len(products))
     par = min(package.default_par, capacity_each)
     reorder = max(1, math.ceil(par / 3)) if par else 0
     lines = []
     for p in products:
         session.add(
             StandInventory(
+                id=(inventory_id := new_id()),
                 stand_id=sid,
                 product_id=p.id,
                 par_level=par,
@@ -271,6 +292,7 @@ def _create_stand(
         )
         lines.append(
             {
+                "id": inventory_id,
                 "product_id": p.id,
                 "par_level": par,
                 "reorder_point": min(reorder, par),

@@ -3,6 +3,9 @@
 Commission = (sum of the partner's sale totals in the period, voids subtracted)
 x the package's commission rate, rounded to cents (:func:`app.rules.commission`).
 A period is a range of calendar days in the program's time zone, inclusive at both ends.
+Orders count in the period they happened in, so a void of an earlier period's sale lowers
+this period; a period whose voids outweigh its sales has a negative amount, a clawback to
+settle against the partner's next payment (never silently dropped).
 
 Computing a period is idempotent: a partner gets at most one payout per period. A draft is
 brought up to date if late sales arrive (it has not been promised to anyone yet); a
@@ -16,12 +19,12 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidTransition, ValidationError
 from app.ids import new_id
-from app.models import Package, Payout, PayoutStatus, Role, StandOrder, StandPartner
+from app.models import OrderKind, Package, Payout, PayoutStatus, Role, StandOrder, StandPartner
 from app.rules import PROGRAM_TIMEZONE, commission, local_date
 from app.services.base import (
     Actor,
@@ -96,7 +99,8 @@ def compute_payouts(
         select(
             StandOrder.partner_id,
             func.coalesce(func.sum(StandOrder.total), 0),
-            func.count(StandOrder.id).filter(StandOrder.kind == "sale"),
+            # sales not voided: a void counts against the sale it undoes
+            func.sum(case((StandOrder.kind == OrderKind.SALE, 1), else_=-1)),
         )
         .where(StandOrder.occurred_at >= lo, StandOrder.occurred_at < hi)
         .group_by(StandOrder.partner_id)
@@ -110,7 +114,7 @@ def compute_payouts(
         sales_total = Decimal(total)
         partner = session.get_one(StandPartner, pid)
         rate = session.get_one(Package, partner.package_id).commission_rate
-        amount = commission(max(sales_total, Decimal(0)), rate)
+        amount = commission(sales_total, rate)
         payout = session.scalars(
             select(Payout).where(
                 Payout.partner_id == pid,

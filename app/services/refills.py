@@ -234,7 +234,7 @@ def _parse_quantities(
     parsed: dict[str, int] = {}
     for key, raw in quantities.items():
         field = f"qty:{key}"
-        product = resolve_product(session, key, include_inactive=True)
+        product = resolve_product(session, key, include_inactive=True, field=field)
         if product.id not in on_refill:
             raise ValidationError(f"{product.name} is not on this refill.", field=field)
         if product.id in parsed:
@@ -329,7 +329,7 @@ def request_refill(
     lines: list[tuple[Product, int, Decimal]] = []
     seen: set[str] = set()
     for ref, raw in quantities.items():
-        product = resolve_product(session, ref)
+        product = resolve_product(session, ref, field=f"qty:{ref}")
         if product.id not in carried:
             raise ValidationError(
                 f"{product.name} is not carried at {stand.name}.", field=f"qty:{ref}"

@@ -44,6 +44,7 @@ from app.services.base import (
     to_money,
     to_time,
     transactional,
+    unused_id,
 )
 from app.services.inventory import open_stand, post_movement
 from app.services.loyalty import add_entry
@@ -131,7 +132,7 @@ def record_sale(
             field="stand_id",
         )
     try:
-        method = PaymentMethod(payment_method)
+        method = PaymentMethod(str(payment_method).strip().lower())
     except ValueError:
         raise ValidationError(
             f"Unknown payment method {payment_method!r}; use cash, qr or card.",
@@ -151,7 +152,7 @@ def record_sale(
     merged: dict[str, tuple[Product, int, Decimal, bool]] = {}
     order_of_products: list[str] = []
     for n, line in enumerate(lines, start=1):
-        product = resolve_product(session, line.product)
+        product = resolve_product(session, line.product, field=f"lines[{n}].product")
         if product.id not in inventory:
             raise ValidationError(
                 f"{product.name} is not carried at {stand.name}.", field=f"lines[{n}].product"
@@ -318,7 +319,11 @@ def void_sale(
     if already is not None:
         raise InvalidTransition("This sale has already been voided.", field="order_id")
     at = to_time(occurred_at)
-    vid = client_id(void_id, "void_id")
+    if at < order.occurred_at:
+        raise ValidationError(
+            "A void cannot be dated before the sale it undoes.", field="occurred_at"
+        )
+    vid = unused_id(session, StandOrder, void_id, "void_id", "order")
     text = optional_text(reason, "reason", "Reason", max_len=500)
     void = StandOrder(
         id=vid,

@@ -63,15 +63,18 @@ class Changes:
 def transactional(fn: Callable[Concatenate[Session, P], R]) -> Callable[Concatenate[Session, P], R]:
     """Run ``fn`` as one transaction: commit on success, roll back on any error.
 
-    If the caller already began a transaction, ``fn`` joins it and the caller commits: that is
-    how a sync batch applies many ops atomically. Sessions from :func:`app.db.open_db` never
-    begin implicitly, so a forgotten read cannot swallow a write.
+    If the caller already began a transaction, ``fn`` runs inside it under a savepoint and
+    the caller commits: that is how a sync batch applies many ops atomically, and a refused
+    op inside the batch still saves nothing of its own (its device sequence number included).
+    Sessions from :func:`app.db.open_db` never begin implicitly, so a forgotten read cannot
+    swallow a write.
     """
 
     @functools.wraps(fn)
     def wrapper(session: Session, /, *args: P.args, **kwargs: P.kwargs) -> R:
         if session.in_transaction():
-            return fn(session, *args, **kwargs)
+            with session.begin_nested():
+                return fn(session, *args, **kwargs)
         with session.begin():
             return fn(session, *args, **kwargs)
 

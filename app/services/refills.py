@@ -37,6 +37,7 @@ from app.models import (
     RefillStatus,
     Role,
     StandInventory,
+    StandLocation,
     StandRefillEvent,
     StandRefillOrder,
     StandRefillOrderItem,
@@ -328,6 +329,7 @@ def request_refill(
     )
     lines: list[tuple[Product, int, Decimal]] = []
     seen: set[str] = set()
+    used_prices: set[str] = set()
     for ref, raw in quantities.items():
         product = resolve_product(session, ref, field=f"qty:{ref}")
         if product.id not in carried:
@@ -338,11 +340,14 @@ def request_refill(
             raise ValidationError(f"{product.name} is listed twice.", field=f"qty:{ref}")
         seen.add(product.id)
         qty = to_int(raw, f"qty:{ref}", f"Quantity of {product.name}", minimum=0, maximum=MAX_QTY)
+        price_key = next((k for k in (ref, product.id) if prices and k in prices), None)
+        if price_key is not None:
+            used_prices.add(price_key)
         if qty == 0:
             continue
         price = product.list_price
-        if prices and (ref in prices or product.id in prices):
-            raw_price = prices.get(ref, prices.get(product.id))
+        if prices and price_key is not None:
+            raw_price = prices[price_key]
             price = to_money(raw_price, f"price:{ref}", f"Price of {product.name}")
             if product.min_price is not None and price < product.min_price:
                 raise ValidationError(
@@ -355,6 +360,12 @@ def request_refill(
                     field=f"price:{ref}",
                 )
         lines.append((product, qty, price))
+    stray = [key for key in prices or {} if key not in used_prices]
+    if stray:
+        raise ValidationError(
+            f"A price was given for {stray[0]!r}, which is not on this refill.",
+            field=f"price:{stray[0]}",
+        )
     if not lines:
         raise ValidationError(
             "A refill needs at least one product with a quantity above 0.", field="quantities"
@@ -415,7 +426,8 @@ def approve_refill(
     *,
     now: datetime | None = None,
 ) -> RefillResult:
-    """Approve as requested, or with other quantities per product (partial approval)."""
+    """Approve as requested, or with other quantities per product: fewer (partial
+    approval), none for a product, or more than asked where the manager knows better."""
     refill, _ = _load_for(session, actor, refill_id, RefillAction.APPROVE)
     approved = _parse_quantities(session, refill, quantities or {}, "Approved")
     for item in refill.items:
@@ -449,7 +461,8 @@ def schedule_refill(
     at = to_time(now)
     if not isinstance(scheduled_for, date):
         raise ValidationError("Choose a delivery date.", field="scheduled_for")
-    if scheduled_for < local_date(at):
+    stand = session.get_one(StandLocation, refill.stand_id)
+    if scheduled_for < local_date(at, stand.timezone):
         raise ValidationError("The delivery date is in the past.", field="scheduled_for")
     refill.scheduled_for = scheduled_for
     refill.dealer = require_text(dealer, "dealer", "Dealer")

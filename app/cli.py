@@ -442,7 +442,7 @@ def inventory_labels(ctx: Context, stand_id: str) -> dict[str, queries.Inventory
 
 def stand_labels(ctx: Context, stand_id: str) -> tuple[str, dict[str, queries.InventoryRow]]:
     """The stand's name and its inventory rows by product id (SKUs and names for output)."""
-    detail = ctx.backend.call(queries.stand_detail, stand_id)
+    detail = ctx.backend.read(queries.stand_detail, stand_id)
     return detail.stand.name, {row.product_id: row for row in detail.inventory}
 
 
@@ -563,7 +563,7 @@ def cmd_demo(ctx: Context, args: argparse.Namespace) -> int:
         if ctx.folder is None:
             raise CliError("--reset only works on the demo data folder, not with --db-url")
         _remove_database_files(ctx.folder)
-    if ctx.backend.call(queries.list_stands, limit=1):
+    if ctx.backend.read(queries.list_stands, limit=1):
         raise CliError(
             f"the demo database {describe_url(ctx.url)} already has data; "
             "add --reset to generate it afresh"
@@ -612,7 +612,7 @@ STAND_COLUMNS = (
 
 
 def cmd_stands(ctx: Context, args: argparse.Namespace) -> int:
-    rows = ctx.backend.call(
+    rows = ctx.backend.read(
         queries.list_stands,
         search=args.search,
         status=args.status,
@@ -658,7 +658,7 @@ def cmd_stands(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_stand(ctx: Context, args: argparse.Namespace) -> int:
-    d = ctx.backend.call(queries.stand_detail, args.stand_id)
+    d = ctx.backend.read(queries.stand_detail, args.stand_id)
     if ctx.json:
         data = dataclasses.asdict(d)
         for row, obj in zip(data["inventory"], d.inventory, strict=True):
@@ -957,7 +957,7 @@ def cmd_refill_resolve(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_refill_list(ctx: Context, args: argparse.Namespace) -> int:
-    rows = ctx.backend.call(
+    rows = ctx.backend.read(
         queries.list_refills, status=args.status, stand_id=args.stand, limit=args.limit
     )
     if ctx.json:
@@ -988,7 +988,7 @@ def cmd_refill_list(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_refill_suggest(ctx: Context, args: argparse.Namespace) -> int:
-    suggestion = ctx.backend.call(refills.suggest_refill, args.stand_id)
+    suggestion = ctx.backend.read(refills.suggest_refill, args.stand_id)
     labels = inventory_labels(ctx, args.stand_id)
     if ctx.json:
         ctx.emit(
@@ -1128,8 +1128,8 @@ def show_points(ctx: Context, result: loyalty.PointsResult, what: str) -> int:
 
 
 def cmd_loyalty_balance(ctx: Context, args: argparse.Namespace) -> int:
-    points = ctx.backend.call(loyalty.balance, args.partner_id)
-    status = ctx.backend.call(loyalty.tier_status, args.partner_id)
+    points = ctx.backend.read(loyalty.balance, args.partner_id)
+    status = ctx.backend.read(loyalty.tier_status, args.partner_id)
     if ctx.json:
         ctx.emit({"partner_id": args.partner_id, "balance": points, "tier": status})
         return EXIT_OK
@@ -1164,7 +1164,7 @@ def cmd_loyalty_redeem(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_loyalty_ledger(ctx: Context, args: argparse.Namespace) -> int:
-    entries = ctx.backend.call(loyalty.ledger, args.partner_id, limit=args.limit)
+    entries = ctx.backend.read(loyalty.ledger, args.partner_id, limit=args.limit)
     if ctx.json:
         ctx.emit(entries)
         return EXIT_OK
@@ -1264,7 +1264,7 @@ def cmd_payout_compute(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_payout_list(ctx: Context, args: argparse.Namespace) -> int:
     status = PayoutStatus(args.status) if args.status else None
-    results = ctx.backend.call(payouts.list_payouts, partner_id=args.partner, status=status)
+    results = ctx.backend.read(payouts.list_payouts, partner_id=args.partner, status=status)
     if ctx.json:
         ctx.emit(results)
     elif not results:
@@ -1371,7 +1371,7 @@ def cmd_product_update(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_verify(ctx: Context, args: argparse.Namespace) -> int:
-    mismatches = ctx.backend.call(inventory.verify_on_hand, args.stand)
+    mismatches = ctx.backend.read(inventory.verify_on_hand, args.stand)
     if ctx.json:
         ctx.emit({"ok": not mismatches, "mismatches": mismatches})
     elif not mismatches:

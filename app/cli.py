@@ -582,7 +582,7 @@ def cmd_demo(ctx: Context, args: argparse.Namespace) -> int:
     if dataclasses.is_dataclass(summary) and not isinstance(summary, type):
         for name, value in dataclasses.asdict(summary).items():
             label = name.replace("_", " ").capitalize()
-            pairs.append((label, f"{value:.1f} s" if name == "seconds" else value))
+            pairs.append((label, f"{value:.1f} s" if name == "elapsed_seconds" else value))
     else:
         pairs.append(("Summary", summary))
     ctx.out(fields(pairs))

@@ -276,7 +276,7 @@ PRODUCTS: tuple[DemoProduct, ...] = (
         peak=15,
     ),
     _p("PCR-004", "Travel Deodorant 50 ml", "personal care", "2.49", "1.19", 12, 0.3, weather=0.3),
-    _p("PCR-005", "Assorted Plasters 20 pcs", "personal care", "2.49", "0.99", 12, 0.3),
+    _p("PCR-005", "Assorted Plasters 20 pcs", "personal care", "2.49", "1.05", 12, 0.3),
     _p(
         "PCR-006",
         "Sunscreen SPF 30 50 ml",

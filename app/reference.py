@@ -7,13 +7,17 @@ payouts their commission rate).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.ids import id_from_parts
 from app.models import LoyaltyTier, Package
+
+_REFERENCE_MS = 1_704_067_200_000  # 2024-01-01T00:00Z, the time part of reference ids
 
 
 @dataclass(frozen=True)
@@ -98,14 +102,21 @@ TIERS: tuple[TierSpec, ...] = (
 )
 
 
+def reference_id(kind: str, code: str) -> str:
+    """The id of a reference row, the same on every device: a UUIDv7 whose random bits come
+    from the row's code, so two devices that seed separately agree when they sync."""
+    digest = hashlib.sha256(f"{kind}:{code}".encode()).digest()
+    return id_from_parts(_REFERENCE_MS, int.from_bytes(digest[:10], "big") & ((1 << 74) - 1))
+
+
 def seed_reference_data(session: Session) -> None:
     """Insert any missing package or tier (idempotent). Runs inside the caller's transaction."""
     have = set(session.scalars(select(Package.code)))
     for p in PACKAGES:
         if p.code not in have:
-            session.add(Package(**p.__dict__))
+            session.add(Package(id=reference_id("package", p.code), **p.__dict__))
     have = set(session.scalars(select(LoyaltyTier.code)))
     for t in TIERS:
         if t.code not in have:
-            session.add(LoyaltyTier(**t.__dict__))
+            session.add(LoyaltyTier(id=reference_id("tier", t.code), **t.__dict__))
     session.flush()

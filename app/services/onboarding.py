@@ -199,6 +199,13 @@ def _validate_stand(stand: StandInput) -> dict[str, object]:
     }
 
 
+def _reference_taken(session: Session, reference: str) -> bool:
+    found = session.scalar(
+        select(StandLocation.id).where(StandLocation.payment_reference == reference)
+    )
+    return found is not None
+
+
 def _create_stand(
     session: Session,
     actor: Actor,
@@ -259,6 +266,17 @@ def _create_stand(
     if session.get(StandLocation, sid) is not None:
         raise ValidationError(f"A stand with id {sid} already exists.", field="stand_id")
     ref = payment_reference(sid)
+    # The reference holds 40 bits of the id, so two stands can (rarely) share one: a new
+    # stand then takes another id; a stand whose id came from a client cannot.
+    while _reference_taken(session, ref):
+        if stand_id is not None:
+            raise ValidationError(
+                "This stand id gives a payment reference another stand already has; "
+                "create the stand with a new id.",
+                field="stand_id",
+            )
+        sid = new_id()
+        ref = payment_reference(sid)
     payload = qr_payload(sid, ref)
     status = StandStatus.ACTIVE if partner.status == PartnerStatus.ACTIVE else StandStatus.PLANNED
     location = StandLocation(

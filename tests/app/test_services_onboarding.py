@@ -19,7 +19,7 @@ from app.errors import (
     PermissionDenied,
     ValidationError,
 )
-from app.ids import new_id
+from app.ids import id_from_parts, new_id
 from app.models import (
     LoyaltyKind,
     LoyaltyTier,
@@ -564,3 +564,36 @@ def test_add_stand_to_ended_or_suspended_partner(
     assert err.value.field == "partner_id"
     assert status.value in str(err.value)
     watch.assert_nothing_saved()
+
+
+def test_payment_reference_collision_takes_a_new_id(
+    factory: SessionFactory,
+    catalog: list[CatalogProduct],
+    session: Session,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two ids with the same low 40 bits give the same reference: a stand whose id we make
+    takes another id; a client-supplied id is refused clearly."""
+    first = onboarding.onboard_partner(
+        session, REP, partner_input(package_code="pro"), stand_input(name="First")
+    )
+    assert first.stand is not None
+    ref = first.stand.payment_reference
+    clash = id_from_parts(1_800_000_000_000, int(first.stand.stand_id[-10:], 16))
+    assert payment_reference(clash) == ref
+
+    with pytest.raises(ValidationError) as err:
+        onboarding.add_stand(session, REP, first.partner_id, stand_input(name="Second"),
+                             stand_id=clash)
+    assert err.value.field == "stand_id"
+
+    real_client_id = onboarding.client_id
+
+    def first_id_clashes(value: str | None, field_name: str = "id") -> str:
+        return clash if field_name == "stand_id" else real_client_id(value, field_name)
+
+    monkeypatch.setattr(onboarding, "client_id", first_id_clashes)
+    created = onboarding.add_stand(session, REP, first.partner_id, stand_input(name="Third"))
+    assert created.stand_id != clash
+    assert created.payment_reference != ref
+    assert is_valid_payment_reference(created.payment_reference)

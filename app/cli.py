@@ -517,20 +517,11 @@ class _Progress:
         self.enabled = stream.isatty()
         self.width = 0
 
-    def __call__(self, *args: object, **kwargs: object) -> None:
+    def __call__(self, phase: str, fraction: float) -> None:
+        """The demo generator's progress: a phase name and how far it is (0..1)."""
         if not self.enabled:
             return
-        values = [*args, *kwargs.values()]
-        ints = [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
-        texts = [str(v) for v in values if isinstance(v, str)]
-        floats = [v for v in values if isinstance(v, float)]
-        text = " ".join(texts)
-        if len(ints) >= 2 and ints[1] > 0:
-            text = f"{text} {ints[0]}/{ints[1]} ({100 * ints[0] // ints[1]}%)".strip()
-        elif floats and 0.0 <= floats[0] <= 1.0:
-            text = f"{text} {floats[0]:.0%}".strip()
-        elif ints:
-            text = f"{text} {ints[0]}".strip()
+        text = f"{phase} {fraction:.0%}"
         line = text[:100]
         self.stream.write("\r" + line.ljust(self.width))
         self.stream.flush()
@@ -2127,8 +2118,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             traceback.print_exc(file=stderr)
         hint = "" if debug else " (run with --debug for the traceback)"
+        # A database driver's own message, without SQLAlchemy's statement and link.
+        cause = getattr(exc, "orig", None) or exc
         _error(
-            f"unexpected {type(exc).__name__}: {exc}{hint}",
+            f"unexpected {type(cause).__name__}: {cause}{hint}",
             code="internal_error",
             field=None,
             as_json=as_json,

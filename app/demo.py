@@ -815,21 +815,29 @@ class _Simulation:
                     created_ms=0,
                 )
             )
+            streets: set[str] = set()  # a chain's stands are told apart by their street
             for _ in range(k):
                 self.partners[idx].stands.append(len(self.stands))
-                self.stands.append(self._new_stand(idx, city, loc_type, business, k))
+                self.stands.append(self._new_stand(idx, city, loc_type, business, k, streets))
 
         self._assign_lifecycles()
 
     def _new_stand(
-        self, partner: int, city: int, partner_type: LocationType, business: str, chain_size: int
+        self,
+        partner: int,
+        city: int,
+        partner_type: LocationType,
+        business: str,
+        chain_size: int,
+        streets: set[str],
     ) -> _Stand:
         rng = self.rng
         c = cat.CITIES[city]
-        loc_type = partner_type
-        if chain_size > 1 and rng.random() < 0.2:
-            loc_type = LOCATION_TYPES[int(rng.integers(0, len(LOCATION_TYPES)))]
+        loc_type = partner_type  # a chain's stands are all the same kind of shop
         street = self._pick(cat.STREETS)
+        while street in streets and len(streets) < len(cat.STREETS):
+            street = self._pick(cat.STREETS)
+        streets.add(street)
         number = int(rng.integers(1, 160))
         name = business if chain_size == 1 else f"{business} – {street}"
         return _Stand(

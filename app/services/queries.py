@@ -32,8 +32,8 @@ from app.models import (
 )
 from app.services.base import get_or_404, transactional
 
-#: A stand needs attention when a SKU is at or below its reorder point, or when it has not
-#: been counted for this long.
+#: An active stand needs attention when a SKU is at or below its reorder point, or when it
+#: has not been counted for this long.
 COUNT_OVERDUE_DAYS = 28
 OPEN_REFILL_STATES = (
     RefillStatus.REQUESTED,
@@ -159,11 +159,15 @@ def _stand_rows_query(now: datetime) -> Select[*tuple[Any, ...]]:
         .subquery()
     )
     overdue_before = now - timedelta(days=COUNT_OVERDUE_DAYS)
-    attention = or_(
-        func.coalesce(inv.c.low, 0) > 0,
-        func.coalesce(inv.c.out, 0) > 0,
-        inv.c.last_count.is_(None),
-        inv.c.last_count < overdue_before,
+    # Only a live stand can need a visit; a planned one is handled by its onboarding refill.
+    attention = and_(
+        StandLocation.status == StandStatus.ACTIVE,
+        or_(
+            func.coalesce(inv.c.low, 0) > 0,
+            func.coalesce(inv.c.out, 0) > 0,
+            inv.c.last_count.is_(None),
+            inv.c.last_count < overdue_before,
+        ),
     )
     return (
         select(

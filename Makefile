@@ -26,6 +26,7 @@ run: $(VENV)/.installed-run
 ## lint: ruff, mypy (strict on app/ and sync/) and the layering contracts
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

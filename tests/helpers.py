@@ -27,8 +27,10 @@ class Op:
 
 def _counts(factory: SessionFactory) -> dict[str, int]:
     with factory() as s, s.begin():
-        return {t.name: s.scalar(select(func.count()).select_from(t)) or 0
-                for t in Base.metadata.sorted_tables}
+        return {
+            t.name: s.scalar(select(func.count()).select_from(t)) or 0
+            for t in Base.metadata.sorted_tables
+        }
 
 
 def _last_seq(factory: SessionFactory) -> int:
@@ -48,10 +50,15 @@ class Watch:
         """Ops written since the watch began; their sequence numbers follow without gaps."""
         with self.factory() as s, s.begin():
             last = s.scalar(select(LocalDevice.last_seq)) or 0
-            rows = s.scalars(select(ChangeLog).where(ChangeLog.device_seq > self.seq)
-                             .order_by(ChangeLog.device_seq)).all()
-            ops = [Op(r.device_seq, r.op_type, r.entity_id, json.loads(r.payload), r.actor)
-                   for r in rows]
+            rows = s.scalars(
+                select(ChangeLog)
+                .where(ChangeLog.device_seq > self.seq)
+                .order_by(ChangeLog.device_seq)
+            ).all()
+            ops = [
+                Op(r.device_seq, r.op_type, r.entity_id, json.loads(r.payload), r.actor)
+                for r in rows
+            ]
         assert [o.seq for o in ops] == list(range(self.seq + 1, last + 1))
         return ops
 

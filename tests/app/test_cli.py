@@ -24,7 +24,6 @@ from sqlalchemy import update
 from app import cli
 from app.db import SessionFactory
 from app.models import StandInventory
-from app.services import queries
 from tests.conftest import CatalogProduct
 
 ENV_VARS = ("STAND_OS_DATA_DIR", "STAND_OS_DB_URL", "STAND_OS_USER", "STAND_OS_ROLE")
@@ -48,8 +47,7 @@ Cli = Callable[..., Run]
 
 
 @pytest.fixture
-def run(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> Cli:
+def run(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
     """``run(*args, role=None, user="rep.anna")``: standctl on this test's data folder."""
     for var in ENV_VARS:
         monkeypatch.delenv(var, raising=False)
@@ -72,11 +70,36 @@ class Shop:
 
 
 def onboard(run: Cli, *, activate: bool = True, package: str = "growth") -> Shop:
-    r = run("--json", "partner", "onboard", "--name", "Kiosk am Markt GmbH", "--contact",
-            "Hans Müller", "--package", package, "--email", "hans@example.com",
-            "--stand-name", "Kiosk am Markt", "--address", "Marktplatz 1", "--city", "Berlin",
-            "--type", "kiosk", "--capacity", "240", "--lat", "52.52", "--lon", "13.40",
-            "--rep", "rep.anna", *[f"--product=SKU-00{i}" for i in range(6)])
+    r = run(
+        "--json",
+        "partner",
+        "onboard",
+        "--name",
+        "Kiosk am Markt GmbH",
+        "--contact",
+        "Hans Müller",
+        "--package",
+        package,
+        "--email",
+        "hans@example.com",
+        "--stand-name",
+        "Kiosk am Markt",
+        "--address",
+        "Marktplatz 1",
+        "--city",
+        "Berlin",
+        "--type",
+        "kiosk",
+        "--capacity",
+        "240",
+        "--lat",
+        "52.52",
+        "--lon",
+        "13.40",
+        "--rep",
+        "rep.anna",
+        *[f"--product=SKU-00{i}" for i in range(6)],
+    )
     assert r.code == 0, r.err
     data = r.json()
     shop = Shop(data["partner_id"], data["stand"]["stand_id"])
@@ -162,8 +185,9 @@ def test_onboard_activate_and_list(run: Cli, catalog: list[CatalogProduct]) -> N
 
     detail = run("--json", "stand", shop.stand_id).json()
     assert detail["payment_reference"].startswith("SP-")
-    assert detail["qr_payload"] == (f"standpay:v1?stand={shop.stand_id}"
-                                    f"&ref={detail['payment_reference']}")
+    assert detail["qr_payload"] == (
+        f"standpay:v1?stand={shop.stand_id}&ref={detail['payment_reference']}"
+    )
     assert {row["state"] for row in detail["inventory"]} == {"out"}
     assert Decimal(detail["inventory"][0]["list_price"]) > 0
 
@@ -174,27 +198,59 @@ def test_onboard_activate_and_list(run: Cli, catalog: list[CatalogProduct]) -> N
 
 
 def test_onboard_prints_ids_reference_and_qr(run: Cli, catalog: list[CatalogProduct]) -> None:
-    r = run("partner", "onboard", "--name", "Café Rosa", "--contact", "Rosa", "--package",
-            "starter", "--stand-name", "Café Rosa", "--address", "Hauptstr. 5", "--city",
-            "Potsdam", "--type", "cafe", "--capacity", "120")
+    r = run(
+        "partner",
+        "onboard",
+        "--name",
+        "Café Rosa",
+        "--contact",
+        "Rosa",
+        "--package",
+        "starter",
+        "--stand-name",
+        "Café Rosa",
+        "--address",
+        "Hauptstr. 5",
+        "--city",
+        "Potsdam",
+        "--type",
+        "cafe",
+        "--capacity",
+        "120",
+    )
     assert r.code == 0, r.err
     assert "Payment ref:" in r.out
     assert "standpay:v1?stand=" in r.out
     partner_id = r.out.split("Partner:", 1)[1].split()[0]
     # Starter allows one stand.
-    assert_refused(run("partner", "add-stand", partner_id, "--stand-name", "Café Rosa 2",
-                       "--address", "Am Bahnhof 1", "--city", "Potsdam", "--type", "cafe",
-                       "--capacity", "100"), "Starter package allows 1 stand")
+    assert_refused(
+        run(
+            "partner",
+            "add-stand",
+            partner_id,
+            "--stand-name",
+            "Café Rosa 2",
+            "--address",
+            "Am Bahnhof 1",
+            "--city",
+            "Potsdam",
+            "--type",
+            "cafe",
+            "--capacity",
+            "100",
+        ),
+        "Starter package allows 1 stand",
+    )
 
 
 # --------------------------------------------------------------------------- sales, counts
 
 
 def test_sale_by_sku_and_barcode_warns_when_oversold(
-        run: Cli, shop: Shop, catalog: list[CatalogProduct]) -> None:
+    run: Cli, shop: Shop, catalog: list[CatalogProduct]
+) -> None:
     barcode = catalog[1].gtin
-    r = run("--json", "sale", "record", shop.stand_id, "SKU-000=2", f"{barcode}=1",
-            "--pay", "cash")
+    r = run("--json", "sale", "record", shop.stand_id, "SKU-000=2", f"{barcode}=1", "--pay", "cash")
     assert r.code == 0, r.err
     result = r.json()
     assert Decimal(result["total"]) == Decimal("5.00")  # 2 x 1.50 + 1 x 2.00
@@ -214,10 +270,28 @@ def test_sale_by_sku_and_barcode_warns_when_oversold(
 
 def test_sale_with_order_id_is_idempotent(run: Cli, shop: Shop) -> None:
     order_id = "01900000-0000-7000-8000-000000000001"
-    first = run("--json", "sale", "record", shop.stand_id, "SKU-000=1", "--pay", "card",
-                "--order-id", order_id)
-    again = run("--json", "sale", "record", shop.stand_id, "SKU-000=1", "--pay", "card",
-                "--order-id", order_id)
+    first = run(
+        "--json",
+        "sale",
+        "record",
+        shop.stand_id,
+        "SKU-000=1",
+        "--pay",
+        "card",
+        "--order-id",
+        order_id,
+    )
+    again = run(
+        "--json",
+        "sale",
+        "record",
+        shop.stand_id,
+        "SKU-000=1",
+        "--pay",
+        "card",
+        "--order-id",
+        order_id,
+    )
     assert first.code == again.code == 0
     assert again.json()["duplicate"] is True
     assert "already recorded" in again.err
@@ -240,9 +314,14 @@ def test_count(run: Cli, shop: Shop, catalog: list[CatalogProduct]) -> None:
     r = run("--json", "count", shop.stand_id, "SKU-000=5", f"{catalog[1].gtin}=0")
     assert r.code == 0, r.err
     lines = {ln["product_id"]: ln for ln in r.json()["lines"]}
-    assert lines[catalog[0].id] == {"product_id": catalog[0].id, "expected": 0,
-                                    "counted": 5, "variance": 5, "sku": "SKU-000",
-                                    "name": catalog[0].name}
+    assert lines[catalog[0].id] == {
+        "product_id": catalog[0].id,
+        "expected": 0,
+        "counted": 5,
+        "variance": 5,
+        "sku": "SKU-000",
+        "name": catalog[0].name,
+    }
     assert lines[catalog[1].id]["variance"] == 0
 
     r = run("count", shop.stand_id, "SKU-000=3", "--note", "recount")
@@ -261,8 +340,9 @@ def test_refill_lifecycle(run: Cli, shop: Shop, catalog: list[CatalogProduct]) -
     assert {s["sku"] for s in suggestion} == {f"SKU-00{i}" for i in range(6)}
     assert "Request it with" in run("refill", "suggest", shop.stand_id).out
 
-    r = run("--json", "refill", "request", shop.stand_id, "SKU-000=10", "SKU-001=6",
-            "--note", "weekend")
+    r = run(
+        "--json", "refill", "request", shop.stand_id, "SKU-000=10", "SKU-001=6", "--note", "weekend"
+    )
     assert r.code == 0, r.err
     refill = r.json()
     rid = refill["refill_id"]
@@ -276,8 +356,17 @@ def test_refill_lifecycle(run: Cli, shop: Shop, catalog: list[CatalogProduct]) -
     assert approved == {catalog[0].id: 8, catalog[1].id: 6}
 
     tomorrow = (date.today() + timedelta(days=1)).isoformat()
-    r = run("refill", "schedule", rid, "--date", tomorrow, "--dealer", "Nord Logistik",
-            role="manager", user="mgr.max")
+    r = run(
+        "refill",
+        "schedule",
+        rid,
+        "--date",
+        tomorrow,
+        "--dealer",
+        "Nord Logistik",
+        role="manager",
+        user="mgr.max",
+    )
     assert r.code == 0, r.err
     assert "scheduled" in r.out
     assert "SKU-000" in r.out
@@ -309,10 +398,14 @@ def test_refill_lifecycle(run: Cli, shop: Shop, catalog: list[CatalogProduct]) -
     r = run("--json", "refill", "reject", other, "--reason", "too soon", role="manager")
     assert r.json()["status"] == "rejected"
     third = run("--json", "refill", "request", shop.stand_id, "SKU-002=6").json()["refill_id"]
-    assert_refused(run("refill", "cancel", third, "--reason", "x", user="rep.ben"),
-                   "only the refills they requested")
-    assert run("--json", "refill", "cancel", third, "--reason", "closed").json()["status"] == \
-        "cancelled"
+    assert_refused(
+        run("refill", "cancel", third, "--reason", "x", user="rep.ben"),
+        "only the refills they requested",
+    )
+    assert (
+        run("--json", "refill", "cancel", third, "--reason", "closed").json()["status"]
+        == "cancelled"
+    )
     assert_refused(run("refill", "deliver", third), "This refill is cancelled")
 
 
@@ -337,8 +430,13 @@ def test_loyalty_balance_redeem_and_ledger(run: Cli, shop: Shop) -> None:
     r = run("--json", "loyalty", "redeem", shop.partner_id, "1000")
     assert r.code == 2
     assert len(r.err_lines) == 1
-    assert r.json() == {"error": {"code": "limit_exceeded", "field": "points",
-                                  "message": r.err_lines[0].removeprefix("standctl: error: ")}}
+    assert r.json() == {
+        "error": {
+            "code": "limit_exceeded",
+            "field": "points",
+            "message": r.err_lines[0].removeprefix("standctl: error: "),
+        }
+    }
 
     entries = run("--json", "loyalty", "ledger", shop.partner_id).json()
     assert [(e["kind"], e["points"]) for e in entries] == [("redeem", -100), ("activation", 250)]
@@ -357,16 +455,22 @@ def test_payout_for_a_past_period(run: Cli, shop: Shop) -> None:
     sold_at = datetime.combine(today - timedelta(days=4), time(12), UTC).isoformat()
     r = run("sale", "record", shop.stand_id, "SKU-005=2", "--pay", "cash", "--at", sold_at)
     assert r.code == 0, r.err  # 2 x 4.00 = 8.00
-    period = ("--from", (today - timedelta(days=8)).isoformat(),
-              "--to", (today - timedelta(days=2)).isoformat())
+    period = (
+        "--from",
+        (today - timedelta(days=8)).isoformat(),
+        "--to",
+        (today - timedelta(days=2)).isoformat(),
+    )
 
     assert_refused(run("payout", "compute", *period), "may not compute payouts")
     r = run("--json", "payout", "compute", *period, role="manager")
     assert r.code == 0, r.err
     [payout] = r.json()
     assert (payout["partner_id"], payout["order_count"]) == (shop.partner_id, 1)
-    assert (Decimal(payout["sales_total"]), Decimal(payout["amount"])) == \
-        (Decimal("8.00"), Decimal("0.96"))  # Growth: 12 %
+    assert (Decimal(payout["sales_total"]), Decimal(payout["amount"])) == (
+        Decimal("8.00"),
+        Decimal("0.96"),
+    )  # Growth: 12 %
     assert payout["status"] == "draft"
 
     human = run("payout", "compute", *period, role="manager").out
@@ -375,14 +479,30 @@ def test_payout_for_a_past_period(run: Cli, shop: Shop) -> None:
 
     pid = payout["payout_id"]
     pay_on = (today + timedelta(days=3)).isoformat()
-    assert run("--json", "payout", "schedule", pid, "--date", pay_on,
-               role="manager").json()["status"] == "scheduled"
-    assert run("--json", "payout", "paid", pid, "--reference", "BANK-4711",
-               role="manager").json()["status"] == "paid"
+    assert (
+        run("--json", "payout", "schedule", pid, "--date", pay_on, role="manager").json()["status"]
+        == "scheduled"
+    )
+    assert (
+        run("--json", "payout", "paid", pid, "--reference", "BANK-4711", role="manager").json()[
+            "status"
+        ]
+        == "paid"
+    )
     assert [p["status"] for p in run("--json", "payout", "list").json()] == ["paid"]
 
-    assert_refused(run("payout", "compute", "--from", today.isoformat(), "--to",
-                       today.isoformat(), role="manager"), "finished periods only")
+    assert_refused(
+        run(
+            "payout",
+            "compute",
+            "--from",
+            today.isoformat(),
+            "--to",
+            today.isoformat(),
+            role="manager",
+        ),
+        "finished periods only",
+    )
 
 
 def test_verify_ok(run: Cli, shop: Shop) -> None:
@@ -394,12 +514,14 @@ def test_verify_ok(run: Cli, shop: Shop) -> None:
     assert run("--json", "verify").json() == {"ok": True, "mismatches": []}
 
 
-def test_verify_lists_mismatches_and_exits_1(run: Cli, shop: Shop,
-                                             factory: SessionFactory) -> None:
+def test_verify_lists_mismatches_and_exits_1(run: Cli, shop: Shop, factory: SessionFactory) -> None:
     run("count", shop.stand_id, "SKU-000=4")
     with factory() as s, s.begin():  # corrupt the cache behind the services' back
-        s.execute(update(StandInventory).where(StandInventory.stand_id == shop.stand_id)
-                  .values(on_hand=StandInventory.on_hand + 1))
+        s.execute(
+            update(StandInventory)
+            .where(StandInventory.stand_id == shop.stand_id)
+            .values(on_hand=StandInventory.on_hand + 1)
+        )
     r = run("verify")
     assert r.code == 1
     assert "6 stand x product pair(s)" in r.out
@@ -413,39 +535,64 @@ def test_verify_lists_mismatches_and_exits_1(run: Cli, shop: Shop,
 UNKNOWN_ID = "01900000-0000-7000-8000-00000000dead"
 
 
-@pytest.mark.parametrize(("args", "fragment"), [
-    (("sale", "record", "{stand}", "SKU-000=abc", "--pay", "cash"), "whole number"),
-    (("sale", "record", "{stand}", "SKU-000=-1", "--pay", "cash"), "must not be negative"),
-    (("sale", "record", "{stand}", "SKU-000", "--pay", "cash"), "is not SKU=QTY@PRICE"),
-    (("sale", "record", "{stand}", "SKU-000=1@abc", "--pay", "cash"), "amount like 12.50"),
-    (("sale", "record", "{stand}", "SKU-000=0", "--pay", "cash"), "at least 1"),
-    (("sale", "record", "{stand}", "SKU-000=1"), "--pay"),
-    (("sale", "record", "{stand}", "SKU-000=1", "--pay", "bitcoin"), "invalid choice"),
-    (("sale", "record", UNKNOWN_ID, "SKU-000=1", "--pay", "cash"), "No stand with id"),
-    (("stand", "not-a-stand"), "No stand with id"),
-    (("sale", "record", "{stand}", "NOPE-1=1", "--pay", "cash"), "No product with id, SKU"),
-    (("count", "{stand}", "NOPE-1=1"), "No product with id, SKU"),
-    (("count", "{stand}", "SKU-000=1@2.00"), "price"),
-    (("count", "{stand}", "SKU-000=1", "SKU-000=2"), "listed twice"),
-    (("count", "{stand}", "SKU-029=1"), "not carried"),
-    (("--role", "boss", "stands"), "invalid choice: 'boss'"),
-    (("refill", "schedule", UNKNOWN_ID, "--date", "2025-02-30", "--dealer", "x"),
-     "is not a date"),
-    (("refill", "schedule", UNKNOWN_ID, "--date", "tomorrow", "--dealer", "x"),
-     "is not a date"),
-    (("payout", "compute", "--from", "2025-01-01", "--to", "01/31/2025"), "is not a date"),
-    (("sale", "record", "{stand}", "SKU-000=1", "--pay", "cash", "--at", "noon"),
-     "is not a time"),
-    (("partner", "onboard", "--name", "X", "--contact", "Y", "--package", "growth",
-      "--city", "Berlin"), "a stand needs --stand-name, --address, --type, --capacity"),
-    (("partner", "onboard", "--name", "X", "--contact", "Y", "--package", "gold"),
-     "No package 'gold'"),
-    (("loyalty", "redeem", "{partner}", "0"), "1 or more"),
-    (("frobnicate",), "invalid choice"),
-    ((), "required: COMMAND"),
-])
-def test_bad_input_is_refused_with_one_line(run: Cli, shop: Shop, args: tuple[str, ...],
-                                            fragment: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("sale", "record", "{stand}", "SKU-000=abc", "--pay", "cash"), "whole number"),
+        (("sale", "record", "{stand}", "SKU-000=-1", "--pay", "cash"), "must not be negative"),
+        (("sale", "record", "{stand}", "SKU-000", "--pay", "cash"), "is not SKU=QTY@PRICE"),
+        (("sale", "record", "{stand}", "SKU-000=1@abc", "--pay", "cash"), "amount like 12.50"),
+        (("sale", "record", "{stand}", "SKU-000=0", "--pay", "cash"), "at least 1"),
+        (("sale", "record", "{stand}", "SKU-000=1"), "--pay"),
+        (("sale", "record", "{stand}", "SKU-000=1", "--pay", "bitcoin"), "invalid choice"),
+        (("sale", "record", UNKNOWN_ID, "SKU-000=1", "--pay", "cash"), "No stand with id"),
+        (("stand", "not-a-stand"), "No stand with id"),
+        (("sale", "record", "{stand}", "NOPE-1=1", "--pay", "cash"), "No product with id, SKU"),
+        (("count", "{stand}", "NOPE-1=1"), "No product with id, SKU"),
+        (("count", "{stand}", "SKU-000=1@2.00"), "price"),
+        (("count", "{stand}", "SKU-000=1", "SKU-000=2"), "listed twice"),
+        (("count", "{stand}", "SKU-029=1"), "not carried"),
+        (("--role", "boss", "stands"), "invalid choice: 'boss'"),
+        (
+            ("refill", "schedule", UNKNOWN_ID, "--date", "2025-02-30", "--dealer", "x"),
+            "is not a date",
+        ),
+        (
+            ("refill", "schedule", UNKNOWN_ID, "--date", "tomorrow", "--dealer", "x"),
+            "is not a date",
+        ),
+        (("payout", "compute", "--from", "2025-01-01", "--to", "01/31/2025"), "is not a date"),
+        (
+            ("sale", "record", "{stand}", "SKU-000=1", "--pay", "cash", "--at", "noon"),
+            "is not a time",
+        ),
+        (
+            (
+                "partner",
+                "onboard",
+                "--name",
+                "X",
+                "--contact",
+                "Y",
+                "--package",
+                "growth",
+                "--city",
+                "Berlin",
+            ),
+            "a stand needs --stand-name, --address, --type, --capacity",
+        ),
+        (
+            ("partner", "onboard", "--name", "X", "--contact", "Y", "--package", "gold"),
+            "No package 'gold'",
+        ),
+        (("loyalty", "redeem", "{partner}", "0"), "1 or more"),
+        (("frobnicate",), "invalid choice"),
+        ((), "required: COMMAND"),
+    ],
+)
+def test_bad_input_is_refused_with_one_line(
+    run: Cli, shop: Shop, args: tuple[str, ...], fragment: str
+) -> None:
     argv = [a.format(stand=shop.stand_id, partner=shop.partner_id) for a in args]
     assert_refused(run(*argv), fragment)
 
@@ -455,8 +602,9 @@ def test_bad_role_from_environment(run: Cli, monkeypatch: pytest.MonkeyPatch) ->
     assert_refused(run("stands"), "STAND_OS_ROLE='boss' is not a role")
 
 
-def test_role_and_user_from_environment(run: Cli, shop: Shop,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_role_and_user_from_environment(
+    run: Cli, shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rid = run("--json", "refill", "request", shop.stand_id, "SKU-000=3").json()["refill_id"]
     monkeypatch.setenv("STAND_OS_ROLE", "manager")
     assert run("--json", "refill", "approve", rid).json()["status"] == "approved"
@@ -495,12 +643,24 @@ def test_installed_entry_point_help() -> None:
     exe = Path(sys.executable).parent / "standctl"
     if not exe.exists():
         pytest.skip(f"standctl is not installed next to {sys.executable}")
-    proc = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60,
-                          check=False)
+    proc = subprocess.run(
+        [str(exe), "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage: standctl")
-    for word in ("db", "demo", "stands", "sale", "count", "refill", "partner", "loyalty",
-                 "payout", "verify", "not authenticated"):
+    for word in (
+        "db",
+        "demo",
+        "stands",
+        "sale",
+        "count",
+        "refill",
+        "partner",
+        "loyalty",
+        "payout",
+        "verify",
+        "not authenticated",
+    ):
         assert word in proc.stdout.replace("NOT", "not")
 
 
@@ -548,8 +708,22 @@ def test_progress_line_only_on_a_terminal() -> None:
 def test_fresh_database_set_up_from_the_command_line(run: Cli) -> None:
     """No fixtures: products, a partner, a stand and a sale, all through standctl."""
     for sku, gtin in (("COLA-033", "4006381333931"), ("CHIPS-100", "")):
-        args = ["product", "add", "--sku", sku, "--name", f"{sku} name", "--category",
-                "drinks", "--price", "1.90", "--cost", "0.80", "--pack-size", "6"]
+        args = [
+            "product",
+            "add",
+            "--sku",
+            sku,
+            "--name",
+            f"{sku} name",
+            "--category",
+            "drinks",
+            "--price",
+            "1.90",
+            "--cost",
+            "0.80",
+            "--pack-size",
+            "6",
+        ]
         if gtin:
             args += ["--gtin", gtin]
         r = run(*args, role="manager")
@@ -558,9 +732,27 @@ def test_fresh_database_set_up_from_the_command_line(run: Cli) -> None:
     assert [p["sku"] for p in r.json()] == ["CHIPS-100", "COLA-033"]
     assert r.json()[1]["list_price"] == "1.9000"
 
-    r = run("--json", "partner", "onboard", "--name", "Späti", "--contact", "Ada",
-            "--package", "starter", "--stand-name", "Späti Ecke", "--address", "Ecke 1",
-            "--city", "Berlin", "--type", "kiosk", "--capacity", "60")
+    r = run(
+        "--json",
+        "partner",
+        "onboard",
+        "--name",
+        "Späti",
+        "--contact",
+        "Ada",
+        "--package",
+        "starter",
+        "--stand-name",
+        "Späti Ecke",
+        "--address",
+        "Ecke 1",
+        "--city",
+        "Berlin",
+        "--type",
+        "kiosk",
+        "--capacity",
+        "60",
+    )
     assert r.code == 0, r.err
     stand_id = r.json()["stand"]["stand_id"]
     assert run("loyalty", "activate", r.json()["partner_id"]).code == 0
@@ -570,26 +762,84 @@ def test_fresh_database_set_up_from_the_command_line(run: Cli) -> None:
 
 
 def test_product_add_rejects_bad_input(run: Cli) -> None:
-    r = run("product", "add", "--sku", "A", "--name", "A", "--category", "c", "--price",
-            "1.00", "--cost", "0.50", role="rep")
+    r = run(
+        "product",
+        "add",
+        "--sku",
+        "A",
+        "--name",
+        "A",
+        "--category",
+        "c",
+        "--price",
+        "1.00",
+        "--cost",
+        "0.50",
+        role="rep",
+    )
     assert r.code == 2
     assert "rep may not change the catalog" in r.err
-    r = run("product", "add", "--sku", "A", "--name", "A", "--category", "c", "--price",
-            "1.00", "--cost", "0.50", "--gtin", "4006381333932", role="manager")
+    r = run(
+        "product",
+        "add",
+        "--sku",
+        "A",
+        "--name",
+        "A",
+        "--category",
+        "c",
+        "--price",
+        "1.00",
+        "--cost",
+        "0.50",
+        "--gtin",
+        "4006381333932",
+        role="manager",
+    )
     assert r.code == 2
     assert r.err.strip() == "standctl: error: '4006381333932' is not a valid GTIN (check digit)."
-    r = run("product", "add", "--sku", "A", "--name", "A", "--category", "c", "--price",
-            "abc", "--cost", "0.50", role="manager")
+    r = run(
+        "product",
+        "add",
+        "--sku",
+        "A",
+        "--name",
+        "A",
+        "--category",
+        "c",
+        "--price",
+        "abc",
+        "--cost",
+        "0.50",
+        role="manager",
+    )
     assert r.code == 2
     assert "List price must be an amount" in r.err
     assert run("--json", "product", "list").json() == []
 
 
 def test_product_update_and_discontinue(run: Cli) -> None:
-    assert run("product", "add", "--sku", "A", "--name", "A", "--category", "c", "--price",
-               "1.00", "--cost", "0.50", role="manager").code == 0
-    r = run("--json", "product", "update", "A", "--price", "1.20", "--max-price", "1.50",
-            role="manager")
+    assert (
+        run(
+            "product",
+            "add",
+            "--sku",
+            "A",
+            "--name",
+            "A",
+            "--category",
+            "c",
+            "--price",
+            "1.00",
+            "--cost",
+            "0.50",
+            role="manager",
+        ).code
+        == 0
+    )
+    r = run(
+        "--json", "product", "update", "A", "--price", "1.20", "--max-price", "1.50", role="manager"
+    )
     assert r.code == 0, r.err
     assert (r.json()["list_price"], r.json()["max_price"]) == ("1.2000", "1.5000")
     r = run("product", "update", "A", "--price", "2.00", role="manager")

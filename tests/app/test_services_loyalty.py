@@ -34,15 +34,26 @@ def day(n: float) -> datetime:
 
 def entries(factory: SessionFactory, partner_id: str) -> list[tuple[LoyaltyKind, int]]:
     with reading(factory) as s:
-        return [(e.kind, e.points) for e in s.scalars(
-            select(StandLoyaltyLedger).where(StandLoyaltyLedger.partner_id == partner_id)
-            .order_by(StandLoyaltyLedger.occurred_at, StandLoyaltyLedger.id))]
+        return [
+            (e.kind, e.points)
+            for e in s.scalars(
+                select(StandLoyaltyLedger)
+                .where(StandLoyaltyLedger.partner_id == partner_id)
+                .order_by(StandLoyaltyLedger.occurred_at, StandLoyaltyLedger.id)
+            )
+        ]
 
 
 def ledger_sum(factory: SessionFactory, partner_id: str) -> int:
     with reading(factory) as s:
-        return s.scalar(select(func.coalesce(func.sum(StandLoyaltyLedger.points), 0))
-                        .where(StandLoyaltyLedger.partner_id == partner_id)) or 0
+        return (
+            s.scalar(
+                select(func.coalesce(func.sum(StandLoyaltyLedger.points), 0)).where(
+                    StandLoyaltyLedger.partner_id == partner_id
+                )
+            )
+            or 0
+        )
 
 
 def tier_of(factory: SessionFactory, partner_id: str) -> str:
@@ -78,8 +89,7 @@ def test_balance_is_the_sum_of_the_ledger(
     factory: SessionFactory, partner: StandFixture, session: Session
 ) -> None:
     pid = partner.partner_id
-    loyalty.adjust_points(session, MANAGER, pid, 100, note="Welcome pack", bonus=True,
-                          now=day(1))
+    loyalty.adjust_points(session, MANAGER, pid, 100, note="Welcome pack", bonus=True, now=day(1))
     loyalty.redeem_points(session, REP, pid, 30, now=day(2))
     loyalty.adjust_points(session, ADMIN, pid, -20, note="Double-counted delivery", now=day(3))
     with reading(factory) as s:
@@ -87,15 +97,19 @@ def test_balance_is_the_sum_of_the_ledger(
         newest_first = loyalty.ledger(s, pid)
     assert ledger_sum(factory, pid) == 300
     assert [(e.kind, e.points) for e in newest_first] == [
-        (LoyaltyKind.ADJUST, -20), (LoyaltyKind.REDEEM, -30), (LoyaltyKind.BONUS, 100),
-        (LoyaltyKind.ACTIVATION, 250)]
+        (LoyaltyKind.ADJUST, -20),
+        (LoyaltyKind.REDEEM, -30),
+        (LoyaltyKind.BONUS, 100),
+        (LoyaltyKind.ACTIVATION, 250),
+    ]
     assert newest_first[0].note == "Double-counted delivery"
     with reading(factory) as s:
         assert [e.points for e in loyalty.ledger(s, pid, limit=2)] == [-20, -30]
 
 
-def test_balance_of_unknown_partner(factory: SessionFactory, catalog: list[CatalogProduct],
-                                    session: Session) -> None:
+def test_balance_of_unknown_partner(
+    factory: SessionFactory, catalog: list[CatalogProduct], session: Session
+) -> None:
     with pytest.raises(NotFound) as err:
         loyalty.balance(session, new_id())
     assert err.value.field == "partner_id"
@@ -145,7 +159,12 @@ def test_redeem_points(factory: SessionFactory, partner: StandFixture, session: 
     with reading(factory) as s:
         entry = s.get_one(StandLoyaltyLedger, result.entry_id)
         assert (entry.kind, entry.points, entry.occurred_at, entry.note, entry.actor) == (
-            LoyaltyKind.REDEEM, -200, day(5), "Display kit", REP.user)
+            LoyaltyKind.REDEEM,
+            -200,
+            day(5),
+            "Display kit",
+            REP.user,
+        )
     (op,) = watch.ops()
     assert (op.op_type, op.entity_id) == ("loyalty.redeem", result.entry_id)
     assert op.payload["points"] == -200
@@ -171,15 +190,18 @@ def test_redeem_beyond_balance(
     assert ledger_sum(factory, partner.partner_id) == 250
 
 
-@pytest.mark.parametrize(("points", "words"), [
-    pytest.param(0, "at least 1", id="zero"),
-    pytest.param(-5, "at least 1", id="negative"),
-    pytest.param("-5", "at least 1", id="negative-text"),
-    pytest.param("ten", "whole number", id="text"),
-    pytest.param(1.5, "whole number", id="fraction"),
-    pytest.param(None, "whole number", id="none"),
-    pytest.param(True, "whole number", id="bool"),
-])
+@pytest.mark.parametrize(
+    ("points", "words"),
+    [
+        pytest.param(0, "at least 1", id="zero"),
+        pytest.param(-5, "at least 1", id="negative"),
+        pytest.param("-5", "at least 1", id="negative-text"),
+        pytest.param("ten", "whole number", id="text"),
+        pytest.param(1.5, "whole number", id="fraction"),
+        pytest.param(None, "whole number", id="none"),
+        pytest.param(True, "whole number", id="bool"),
+    ],
+)
 def test_redeem_bad_points(
     factory: SessionFactory, partner: StandFixture, session: Session, points: object, words: str
 ) -> None:
@@ -192,9 +214,7 @@ def test_redeem_bad_points(
     watch.assert_nothing_saved()
 
 
-def test_redeem_refusals(
-    factory: SessionFactory, partner: StandFixture, session: Session
-) -> None:
+def test_redeem_refusals(factory: SessionFactory, partner: StandFixture, session: Session) -> None:
     watch = Watch(factory)
     with pytest.raises(PermissionDenied):
         loyalty.redeem_points(session, PARTNER, partner.partner_id, 10)
@@ -205,8 +225,7 @@ def test_redeem_refusals(
         loyalty.redeem_points(session, REP, partner.partner_id, 10, entry_id="x")
     assert bad_id.value.field == "entry_id"
     with pytest.raises(ValidationError):
-        loyalty.redeem_points(session, REP, partner.partner_id, 10,
-                              now=datetime(2024, 1, 1, 12, 0))
+        loyalty.redeem_points(session, REP, partner.partner_id, 10, now=datetime(2024, 1, 1, 12, 0))
     watch.assert_nothing_saved()
 
 
@@ -241,19 +260,28 @@ def test_bonus_and_adjustment(
 ) -> None:
     pid = partner.partner_id
     watch = Watch(factory)
-    bonus = loyalty.adjust_points(session, MANAGER, pid, 500, note="  Top stand of Q1 ",
-                                  bonus=True, now=day(10))
-    adjust = loyalty.adjust_points(session, ADMIN, pid, "-100", note="Duplicate earn",
-                                   now=day(11))
+    bonus = loyalty.adjust_points(
+        session, MANAGER, pid, 500, note="  Top stand of Q1 ", bonus=True, now=day(10)
+    )
+    adjust = loyalty.adjust_points(session, ADMIN, pid, "-100", note="Duplicate earn", now=day(11))
     assert (bonus.points, bonus.balance) == (500, 750)
     assert (adjust.points, adjust.balance) == (-100, 650)
     with reading(factory) as s:
         b = s.get_one(StandLoyaltyLedger, bonus.entry_id)
         a = s.get_one(StandLoyaltyLedger, adjust.entry_id)
         assert (b.kind, b.points, b.note, b.actor, b.occurred_at) == (
-            LoyaltyKind.BONUS, 500, "Top stand of Q1", MANAGER.user, day(10))
+            LoyaltyKind.BONUS,
+            500,
+            "Top stand of Q1",
+            MANAGER.user,
+            day(10),
+        )
         assert (a.kind, a.points, a.note, a.actor) == (
-            LoyaltyKind.ADJUST, -100, "Duplicate earn", ADMIN.user)
+            LoyaltyKind.ADJUST,
+            -100,
+            "Duplicate earn",
+            ADMIN.user,
+        )
     ops = watch.ops()
     assert [o.op_type for o in ops] == ["loyalty.bonus", "loyalty.adjust"]
     assert [o.payload["points"] for o in ops] == [500, -100]
@@ -267,33 +295,42 @@ def test_adjust_needs_a_manager(
 ) -> None:
     watch = Watch(factory)
     with pytest.raises(PermissionDenied) as err:
-        loyalty.adjust_points(session, actor, partner.partner_id, 100, note="Because",
-                              bonus=True)
+        loyalty.adjust_points(session, actor, partner.partner_id, 100, note="Because", bonus=True)
     assert_readable(err.value)
     with pytest.raises(PermissionDenied):
         loyalty.adjust_points(session, actor, partner.partner_id, -10, note="Because")
     watch.assert_nothing_saved()
 
 
-@pytest.mark.parametrize(("points", "note", "bonus", "field", "words"), [
-    pytest.param(100, "", False, "note", "reason", id="no-reason"),
-    pytest.param(100, "   ", True, "note", "reason", id="blank-reason"),
-    pytest.param(100, None, False, "note", "reason", id="none-reason"),
-    pytest.param(0, "Oops", False, "points", "zero", id="zero"),
-    pytest.param(-50, "Clawback", True, "points", "bonus must be positive", id="negative-bonus"),
-    pytest.param(0, "Nothing", True, "points", "zero", id="zero-bonus"),
-    pytest.param("lots", "Because", True, "points", "whole number", id="text"),
-    pytest.param(2.5, "Because", False, "points", "whole number", id="fraction"),
-    pytest.param(10_000_001, "Because", True, "points", "at most", id="too-many"),
-])
+@pytest.mark.parametrize(
+    ("points", "note", "bonus", "field", "words"),
+    [
+        pytest.param(100, "", False, "note", "reason", id="no-reason"),
+        pytest.param(100, "   ", True, "note", "reason", id="blank-reason"),
+        pytest.param(100, None, False, "note", "reason", id="none-reason"),
+        pytest.param(0, "Oops", False, "points", "zero", id="zero"),
+        pytest.param(
+            -50, "Clawback", True, "points", "bonus must be positive", id="negative-bonus"
+        ),
+        pytest.param(0, "Nothing", True, "points", "zero", id="zero-bonus"),
+        pytest.param("lots", "Because", True, "points", "whole number", id="text"),
+        pytest.param(2.5, "Because", False, "points", "whole number", id="fraction"),
+        pytest.param(10_000_001, "Because", True, "points", "at most", id="too-many"),
+    ],
+)
 def test_adjust_bad_input(
-    factory: SessionFactory, partner: StandFixture, session: Session,
-    points: object, note: Any, bonus: bool, field: str, words: str,
+    factory: SessionFactory,
+    partner: StandFixture,
+    session: Session,
+    points: object,
+    note: Any,
+    bonus: bool,
+    field: str,
+    words: str,
 ) -> None:
     watch = Watch(factory)
     with pytest.raises(ValidationError) as err:
-        loyalty.adjust_points(session, MANAGER, partner.partner_id, points, note=note,
-                              bonus=bonus)
+        loyalty.adjust_points(session, MANAGER, partner.partner_id, points, note=note, bonus=bonus)
     assert err.value.field == field
     assert words.lower() in str(err.value).lower()
     assert_readable(err.value)
@@ -303,13 +340,12 @@ def test_adjust_bad_input(
 # --------------------------------------------------------------------------- expiry (FIFO)
 
 
-def test_expire_points_fifo(
-    factory: SessionFactory, fresh: StandFixture, session: Session
-) -> None:
+def test_expire_points_fifo(factory: SessionFactory, fresh: StandFixture, session: Session) -> None:
     pid = fresh.partner_id
     loyalty.activate_partner(session, REP, pid, now=day(0))  # lot 1: 100 (Starter)
-    loyalty.adjust_points(session, MANAGER, pid, 50, note="Spring promo", bonus=True,
-                          now=day(200))  # lot 2: 50
+    loyalty.adjust_points(
+        session, MANAGER, pid, 50, note="Spring promo", bonus=True, now=day(200)
+    )  # lot 2: 50
     loyalty.redeem_points(session, REP, pid, 120, now=day(300))  # takes 100 + 20
 
     # Day 400: lot 1 is old but empty; lot 2 is 200 days old. Nothing expires.
@@ -327,7 +363,11 @@ def test_expire_points_fifo(
     with reading(factory) as s:
         entry = s.get_one(StandLoyaltyLedger, result.entry_id)
         assert (entry.kind, entry.points, entry.occurred_at, entry.actor) == (
-            LoyaltyKind.EXPIRE, -30, day(570), MANAGER.user)
+            LoyaltyKind.EXPIRE,
+            -30,
+            day(570),
+            MANAGER.user,
+        )
     (op,) = watch.ops()
     assert (op.op_type, op.entity_id) == ("loyalty.expire", result.entry_id)
     assert op.payload["points"] == -30
@@ -349,8 +389,9 @@ def test_expire_part_of_a_lot_for_every_partner(
     b = make_stand(session, "pro", name="B", activate=False)
     loyalty.activate_partner(session, REP, a.partner_id, now=day(0))  # 100
     loyalty.redeem_points(session, REP, a.partner_id, 30, now=day(100))  # 70 left of lot 1
-    loyalty.adjust_points(session, MANAGER, a.partner_id, 40, note="New lot", bonus=True,
-                          now=day(380))
+    loyalty.adjust_points(
+        session, MANAGER, a.partner_id, 40, note="New lot", bonus=True, now=day(380)
+    )
     loyalty.activate_partner(session, REP, b.partner_id, now=day(300))  # 500, not old yet
 
     watch = Watch(factory)
@@ -360,9 +401,7 @@ def test_expire_part_of_a_lot_for_every_partner(
     assert ledger_sum(factory, b.partner_id) == 500
 
 
-def test_expire_refusals(
-    factory: SessionFactory, partner: StandFixture, session: Session
-) -> None:
+def test_expire_refusals(factory: SessionFactory, partner: StandFixture, session: Session) -> None:
     watch = Watch(factory)
     with pytest.raises(PermissionDenied):
         loyalty.expire_points(session, REP, now=day(900))
@@ -375,21 +414,24 @@ def test_expire_refusals(
     watch.assert_nothing_saved()
 
 
-@pytest.mark.parametrize(("entries", "cutoff", "expected"), [
-    pytest.param([], 10, 0, id="empty"),
-    pytest.param([(0, 100), (200, 50), (300, -120)], 35, 0, id="brief-day-400"),
-    pytest.param([(0, 100), (200, 50), (300, -120)], 205, 30, id="brief-day-570"),
-    pytest.param([(0, 100), (200, 50), (300, -120)], 200, 0, id="lot-at-cutoff-not-older"),
-    pytest.param([(0, 100), (1, -30)], 2, 70, id="partly-used-lot"),
-    pytest.param([(0, 40), (10, 60), (20, -50)], 15, 50, id="consumes-oldest-first"),
-    pytest.param([(0, 40), (10, 60), (20, -50)], 5, 0, id="oldest-lot-empty"),
-    # A negative beyond the open lots is a debt the next lot pays first: never expire more
-    # than the balance (here the balance is -10).
-    pytest.param([(0, 10), (1, -50), (2, 30)], 3, 0, id="over-negative-is-a-debt"),
-    pytest.param([(0, -5), (1, 10)], 2, 5, id="negative-before-any-lot-is-a-debt"),
-    pytest.param([(0, 10), (1, 20), (2, 30)], 100, 60, id="all-old"),
-    pytest.param([(0, 10), (1, 20), (5, -10), (6, -5)], 3, 15, id="two-negatives"),
-])
+@pytest.mark.parametrize(
+    ("entries", "cutoff", "expected"),
+    [
+        pytest.param([], 10, 0, id="empty"),
+        pytest.param([(0, 100), (200, 50), (300, -120)], 35, 0, id="brief-day-400"),
+        pytest.param([(0, 100), (200, 50), (300, -120)], 205, 30, id="brief-day-570"),
+        pytest.param([(0, 100), (200, 50), (300, -120)], 200, 0, id="lot-at-cutoff-not-older"),
+        pytest.param([(0, 100), (1, -30)], 2, 70, id="partly-used-lot"),
+        pytest.param([(0, 40), (10, 60), (20, -50)], 15, 50, id="consumes-oldest-first"),
+        pytest.param([(0, 40), (10, 60), (20, -50)], 5, 0, id="oldest-lot-empty"),
+        # A negative beyond the open lots is a debt the next lot pays first: never expire more
+        # than the balance (here the balance is -10).
+        pytest.param([(0, 10), (1, -50), (2, 30)], 3, 0, id="over-negative-is-a-debt"),
+        pytest.param([(0, -5), (1, 10)], 2, 5, id="negative-before-any-lot-is-a-debt"),
+        pytest.param([(0, 10), (1, 20), (2, 30)], 100, 60, id="all-old"),
+        pytest.param([(0, 10), (1, 20), (5, -10), (6, -5)], 3, 15, id="two-negatives"),
+    ],
+)
 def test_expirable_points(entries: list[tuple[int, int]], cutoff: int, expected: int) -> None:
     assert expirable_points([(day(d), p) for d, p in entries], day(cutoff)) == expected
 
@@ -403,7 +445,10 @@ def test_tier_status_and_points_to_next(
     with reading(factory) as s:
         status = loyalty.tier_status(s, partner.partner_id, now=day(1))
     assert (status.tier_code, status.tier_name, status.earned_in_window) == (
-        "bronze", "Bronze", 250)
+        "bronze",
+        "Bronze",
+        250,
+    )
     assert (status.next_tier_code, status.next_tier_name) == ("silver", "Silver")
     assert status.points_to_next == threshold("silver") - 250 == 1750
     # Redemptions do not lower what was earned.
@@ -423,8 +468,7 @@ def test_tier_goes_up_and_down(
     loyalty.adjust_points(session, MANAGER, pid, 1, note="One more", bonus=True, now=day(12))
     watch = Watch(factory)
     changes = loyalty.reevaluate_tiers(session, MANAGER, partner_id=pid, now=day(13))
-    assert [(c.partner_id, c.old_tier, c.new_tier) for c in changes] == [
-        (pid, "bronze", "silver")]
+    assert [(c.partner_id, c.old_tier, c.new_tier) for c in changes] == [(pid, "bronze", "silver")]
     assert tier_of(factory, pid) == "silver"
     (op,) = watch.ops()
     assert (op.op_type, op.entity_id) == ("partner.tier_change", pid)
@@ -454,15 +498,19 @@ def test_tier_jumps_several_levels_and_platinum_has_no_next(
     factory: SessionFactory, partner: StandFixture, session: Session
 ) -> None:
     pid = partner.partner_id
-    loyalty.adjust_points(session, ADMIN, pid, threshold("platinum"), note="Import", bonus=True,
-                          now=day(1))
+    loyalty.adjust_points(
+        session, ADMIN, pid, threshold("platinum"), note="Import", bonus=True, now=day(1)
+    )
     (change,) = loyalty.reevaluate_tiers(session, ADMIN, partner_id=pid, now=day(2))
     assert (change.old_tier, change.new_tier) == ("bronze", "platinum")
     with reading(factory) as s:
         status = loyalty.tier_status(s, pid, now=day(2))
     assert status.tier_code == "platinum"
     assert (status.next_tier_code, status.next_tier_name, status.points_to_next) == (
-        None, None, None)
+        None,
+        None,
+        None,
+    )
 
 
 def test_manual_negative_adjustment_does_not_lower_earned(
@@ -476,15 +524,18 @@ def test_manual_negative_adjustment_does_not_lower_earned(
 
 
 def test_voided_sales_do_not_count_toward_tier(
-    factory: SessionFactory, catalog: list[CatalogProduct], partner: StandFixture,
+    factory: SessionFactory,
+    catalog: list[CatalogProduct],
+    partner: StandFixture,
     session: Session,
 ) -> None:
     pid = partner.partner_id
     ten = next(p for p in catalog if p.list_price == 10 and p.id in partner.product_ids)
     loyalty.adjust_points(session, MANAGER, pid, 1700, note="Season", bonus=True, now=day(1))
     # 4 x 10.00 = 40.00 at Growth (x1.25), Bronze: 50 points; 1950 + 50 = 2000 = Silver.
-    sale = sales.record_sale(session, REP, partner.stand_id, [sales.SaleLine(ten.id, 4)],
-                             "cash", occurred_at=day(2))
+    sale = sales.record_sale(
+        session, REP, partner.stand_id, [sales.SaleLine(ten.id, 4)], "cash", occurred_at=day(2)
+    )
     assert sale.points_earned == 50
     with reading(factory) as s:
         assert loyalty.tier_status(s, pid, now=day(3)).earned_in_window == 2000
@@ -496,8 +547,9 @@ def test_voided_sales_do_not_count_toward_tier(
     assert tier_of(factory, pid) == "bronze"
 
     # The same sale, not voided, does lift the partner.
-    sales.record_sale(session, REP, partner.stand_id, [sales.SaleLine(ten.id, 4)], "cash",
-                      occurred_at=day(4))
+    sales.record_sale(
+        session, REP, partner.stand_id, [sales.SaleLine(ten.id, 4)], "cash", occurred_at=day(4)
+    )
     (change,) = loyalty.reevaluate_tiers(session, MANAGER, partner_id=pid, now=day(5))
     assert change.new_tier == "silver"
 
@@ -512,10 +564,14 @@ def test_reevaluate_refusals_and_ended_partners(
         loyalty.reevaluate_tiers(session, MANAGER, partner_id=new_id())
     watch.assert_nothing_saved()
 
-    loyalty.adjust_points(session, MANAGER, partner.partner_id, 5000, note="x", bonus=True,
-                          now=day(1))
+    loyalty.adjust_points(
+        session, MANAGER, partner.partner_id, 5000, note="x", bonus=True, now=day(1)
+    )
     with session.begin():
-        session.execute(update(StandPartner).where(StandPartner.id == partner.partner_id)
-                        .values(status=PartnerStatus.ENDED))
+        session.execute(
+            update(StandPartner)
+            .where(StandPartner.id == partner.partner_id)
+            .values(status=PartnerStatus.ENDED)
+        )
     assert loyalty.reevaluate_tiers(session, MANAGER, now=day(2)) == []
     assert tier_of(factory, partner.partner_id) == "bronze"

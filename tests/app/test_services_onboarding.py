@@ -39,17 +39,31 @@ from tests.helpers import Watch, assert_readable, reading
 
 
 def partner_input(**changes: Any) -> onboarding.PartnerInput:
-    base = onboarding.PartnerInput(name="Café Sonne GmbH", contact_name="Eva Schmidt",
-                                   package_code="growth", email="eva@example.com",
-                                   phone="+49 (30) 123-4567", region="Berlin-Mitte",
-                                   payout_method="sepa", payout_account="DE89370400440532013000")
+    base = onboarding.PartnerInput(
+        name="Café Sonne GmbH",
+        contact_name="Eva Schmidt",
+        package_code="growth",
+        email="eva@example.com",
+        phone="+49 (30) 123-4567",
+        region="Berlin-Mitte",
+        payout_method="sepa",
+        payout_account="DE89370400440532013000",
+    )
     return replace(base, **changes)
 
 
 def stand_input(**changes: Any) -> onboarding.StandInput:
-    base = onboarding.StandInput(name="Café Sonne", address="Hauptstraße 5", city="Berlin",
-                                 location_type="cafe", capacity_units=240, postal_code="10115",
-                                 latitude=52.53, longitude=13.38, assigned_rep=REP.user)
+    base = onboarding.StandInput(
+        name="Café Sonne",
+        address="Hauptstraße 5",
+        city="Berlin",
+        location_type="cafe",
+        capacity_units=240,
+        postal_code="10115",
+        latitude=52.53,
+        longitude=13.38,
+        assigned_rep=REP.user,
+    )
     return replace(base, **changes)
 
 
@@ -89,7 +103,8 @@ def test_onboard_partner_with_default_assortment(
         assert {i.product_id for i in inv} == set(result.stand.product_ids)
         # 240 units over 24 SKUs: 10 each; par is the package default (8), reorder a third.
         assert {(i.par_level, i.reorder_point, i.capacity, i.on_hand) for i in inv} == {
-            (growth.default_par, math.ceil(growth.default_par / 3), 10, 0)}
+            (growth.default_par, math.ceil(growth.default_par / 3), 10, 0)
+        }
         # Spread across the three categories: 8 of each.
         by_id = {p.id: p for p in catalog}
         cats = [("snacks", "drinks", "care")[int(by_id[i.product_id].sku[-3:]) % 3] for i in inv]
@@ -108,8 +123,12 @@ def test_onboard_partner_with_default_assortment(
     assert ops[1].payload["stand"]["partner_id"] == result.partner_id
     assert ops[1].payload["stand"]["status"] == "planned"
     assert len(ops[1].payload["inventory"]) == 24
-    assert watch.added() == {"stand_partner": 1, "stand_location": 1, "stand_inventory": 24,
-                             "change_log": 2}
+    assert watch.added() == {
+        "stand_partner": 1,
+        "stand_location": 1,
+        "stand_inventory": 24,
+        "change_log": 2,
+    }
 
 
 def test_onboard_partner_without_stand(
@@ -126,30 +145,36 @@ def test_onboard_partner_without_stand(
 def test_starter_package_par_levels(
     factory: SessionFactory, catalog: list[CatalogProduct], session: Session
 ) -> None:
-    result = onboarding.onboard_partner(session, REP, partner_input(package_code="starter"),
-                                        stand_input(capacity_units=240))
+    result = onboarding.onboard_partner(
+        session, REP, partner_input(package_code="starter"), stand_input(capacity_units=240)
+    )
     assert result.stand is not None
     starter = spec("starter")
     assert len(result.stand.product_ids) == starter.sku_slots == 12
     with reading(factory) as s:
-        inv = s.scalars(select(StandInventory)
-                        .where(StandInventory.stand_id == result.stand.stand_id)).all()
+        inv = s.scalars(
+            select(StandInventory).where(StandInventory.stand_id == result.stand.stand_id)
+        ).all()
         # 240 units over 12 SKUs: 20 each; par is the package default (6), reorder a third.
         assert {(i.par_level, i.reorder_point, i.capacity) for i in inv} == {(6, 2, 20)}
 
 
 @pytest.mark.parametrize(("package", "capacity"), [("starter", 60), ("growth", 100)])
 def test_initial_levels_fit_the_stand(
-    factory: SessionFactory, catalog: list[CatalogProduct], session: Session,
-    package: str, capacity: int,
+    factory: SessionFactory,
+    catalog: list[CatalogProduct],
+    session: Session,
+    package: str,
+    capacity: int,
 ) -> None:
     """A small stand either gets levels that fit its capacity or is refused; the SKUs' par
     levels (what a refill fills up to) never add up to more than the stand holds."""
     watch = Watch(factory)
     outcome: object
     try:
-        outcome = onboarding.onboard_partner(session, REP, partner_input(package_code=package),
-                                             stand_input(capacity_units=capacity))
+        outcome = onboarding.onboard_partner(
+            session, REP, partner_input(package_code=package), stand_input(capacity_units=capacity)
+        )
     except ValidationError as exc:
         outcome = exc
     if isinstance(outcome, ValidationError):
@@ -160,8 +185,9 @@ def test_initial_levels_fit_the_stand(
     result = outcome
     assert result.stand is not None
     with reading(factory) as s:
-        inv = s.scalars(select(StandInventory)
-                        .where(StandInventory.stand_id == result.stand.stand_id)).all()
+        inv = s.scalars(
+            select(StandInventory).where(StandInventory.stand_id == result.stand.stand_id)
+        ).all()
     assert sum(i.par_level for i in inv) <= capacity
     assert sum(i.capacity for i in inv) <= capacity
 
@@ -181,7 +207,8 @@ def test_activation_makes_partner_and_stand_active_and_awards_points_once(
         assert s.get_one(StandLocation, result.stand.stand_id).status == StandStatus.ACTIVE
         entries = s.scalars(select(StandLoyaltyLedger)).all()
         assert [(e.kind, e.points, e.partner_id) for e in entries] == [
-            (LoyaltyKind.ACTIVATION, 250, result.partner_id)]
+            (LoyaltyKind.ACTIVATION, 250, result.partner_id)
+        ]
     ops = watch.ops()
     assert [o.op_type for o in ops] == ["partner.activate"]
     assert ops[0].payload["stands"] == [result.stand.stand_id]
@@ -203,8 +230,9 @@ def test_stand_added_after_activation_is_active(
     result = onboarding.onboard_partner(session, REP, partner_input(), stand_input())
     loyalty.activate_partner(session, REP, result.partner_id)
     watch = Watch(factory)
-    second = onboarding.add_stand(session, REP, result.partner_id,
-                                  stand_input(name="Café Sonne II", products=["SKU-001"]))
+    second = onboarding.add_stand(
+        session, REP, result.partner_id, stand_input(name="Café Sonne II", products=["SKU-001"])
+    )
     with reading(factory) as s:
         assert s.get_one(StandLocation, second.stand_id).status == StandStatus.ACTIVE
     ops = watch.ops()
@@ -217,14 +245,17 @@ def test_explicit_products_by_id_sku_and_barcode(
     factory: SessionFactory, catalog: list[CatalogProduct], session: Session
 ) -> None:
     refs = [catalog[5].id, catalog[7].sku, catalog[11].gtin, f"  {catalog[2].sku} "]
-    result = onboarding.onboard_partner(session, REP, partner_input(),
-                                        stand_input(products=refs))
+    result = onboarding.onboard_partner(session, REP, partner_input(), stand_input(products=refs))
     assert result.stand is not None
-    assert result.stand.product_ids == (catalog[5].id, catalog[7].id, catalog[11].id,
-                                        catalog[2].id)
+    assert result.stand.product_ids == (catalog[5].id, catalog[7].id, catalog[11].id, catalog[2].id)
     with reading(factory) as s:
-        ids = set(s.scalars(select(StandInventory.product_id)
-                            .where(StandInventory.stand_id == result.stand.stand_id)))
+        ids = set(
+            s.scalars(
+                select(StandInventory.product_id).where(
+                    StandInventory.stand_id == result.stand.stand_id
+                )
+            )
+        )
     assert ids == set(result.stand.product_ids)
 
 
@@ -252,8 +283,9 @@ def test_client_supplied_ids_are_kept(
     factory: SessionFactory, catalog: list[CatalogProduct], session: Session
 ) -> None:
     pid, sid = new_id(), new_id()
-    result = onboarding.onboard_partner(session, REP, partner_input(), stand_input(),
-                                        partner_id=pid, stand_id=sid)
+    result = onboarding.onboard_partner(
+        session, REP, partner_input(), stand_input(), partner_id=pid, stand_id=sid
+    )
     assert result.partner_id == pid
     assert result.stand is not None
     assert result.stand.stand_id == sid
@@ -268,8 +300,9 @@ def test_client_supplied_ids_are_kept(
 def test_starter_allows_one_stand(
     factory: SessionFactory, catalog: list[CatalogProduct], session: Session
 ) -> None:
-    result = onboarding.onboard_partner(session, REP, partner_input(package_code="starter"),
-                                        stand_input())
+    result = onboarding.onboard_partner(
+        session, REP, partner_input(package_code="starter"), stand_input()
+    )
     watch = Watch(factory)
     with pytest.raises(LimitExceeded) as err:
         onboarding.add_stand(session, REP, result.partner_id, stand_input(name="Second"))
@@ -294,8 +327,11 @@ def test_growth_allows_three_stands_and_removed_ones_do_not_count(
     watch.assert_nothing_saved()
 
     with session.begin():
-        session.execute(update(StandLocation).where(StandLocation.id == third.stand_id)
-                        .values(status=StandStatus.REMOVED))
+        session.execute(
+            update(StandLocation)
+            .where(StandLocation.id == third.stand_id)
+            .values(status=StandStatus.REMOVED)
+        )
     four = onboarding.add_stand(session, REP, result.partner_id, stand_input(name="Four"))
     with reading(factory) as s:
         assert s.get(StandLocation, four.stand_id) is not None
@@ -305,15 +341,22 @@ def test_products_within_sku_slots(
     factory: SessionFactory, catalog: list[CatalogProduct], session: Session
 ) -> None:
     result = onboarding.onboard_partner(
-        session, REP, partner_input(package_code="starter"),
-        stand_input(products=[p.sku for p in catalog[:12]]))
+        session,
+        REP,
+        partner_input(package_code="starter"),
+        stand_input(products=[p.sku for p in catalog[:12]]),
+    )
     assert result.stand is not None
     assert len(result.stand.product_ids) == 12
 
     watch = Watch(factory)
     with pytest.raises(LimitExceeded) as err:
-        onboarding.onboard_partner(session, REP, partner_input(package_code="starter"),
-                                   stand_input(products=[p.sku for p in catalog[:13]]))
+        onboarding.onboard_partner(
+            session,
+            REP,
+            partner_input(package_code="starter"),
+            stand_input(products=[p.sku for p in catalog[:13]]),
+        )
     assert err.value.field == "products"
     assert "12 products" in str(err.value)
     assert "13" in str(err.value)
@@ -324,27 +367,39 @@ def test_products_within_sku_slots(
 # --------------------------------------------------------------------------- bad input
 
 BAD_PARTNER = [
-    pytest.param({"package_code": "platinum"}, NotFound, "package_code", "starter, growth, pro",
-                 id="unknown-package"),
+    pytest.param(
+        {"package_code": "platinum"},
+        NotFound,
+        "package_code",
+        "starter, growth, pro",
+        id="unknown-package",
+    ),
     pytest.param({"package_code": ""}, NotFound, "package_code", "package", id="no-package"),
     pytest.param({"email": "not-an-email"}, ValidationError, "email", "email", id="email-no-at"),
     pytest.param({"email": "eva@localhost"}, ValidationError, "email", "email", id="email-no-dot"),
-    pytest.param({"email": "eva schmidt@example.com"}, ValidationError, "email", "email",
-                 id="email-space"),
+    pytest.param(
+        {"email": "eva schmidt@example.com"}, ValidationError, "email", "email", id="email-space"
+    ),
     pytest.param({"phone": "call me maybe"}, ValidationError, "phone", "phone", id="phone-text"),
     pytest.param({"phone": "1" * 41}, ValidationError, "phone", "40", id="phone-long"),
     pytest.param({"name": ""}, ValidationError, "name", "Business name", id="empty-name"),
     pytest.param({"name": "   "}, ValidationError, "name", "Business name", id="blank-name"),
     pytest.param({"name": "x" * 121}, ValidationError, "name", "120", id="long-name"),
-    pytest.param({"contact_name": ""}, ValidationError, "contact_name", "Contact",
-                 id="empty-contact"),
+    pytest.param(
+        {"contact_name": ""}, ValidationError, "contact_name", "Contact", id="empty-contact"
+    ),
 ]
 
 
 @pytest.mark.parametrize(("changes", "error", "field", "words"), BAD_PARTNER)
 def test_bad_partner_input_saves_nothing(
-    factory: SessionFactory, catalog: list[CatalogProduct], session: Session,
-    changes: dict[str, Any], error: type[DomainError], field: str, words: str,
+    factory: SessionFactory,
+    catalog: list[CatalogProduct],
+    session: Session,
+    changes: dict[str, Any],
+    error: type[DomainError],
+    field: str,
+    words: str,
 ) -> None:
     watch = Watch(factory)
     with pytest.raises(error) as err:
@@ -365,17 +420,16 @@ BAD_STAND = [
     pytest.param({"longitude": math.nan}, "longitude", "between -180 and 180", id="lon-nan"),
     pytest.param({"location_type": "castle"}, "location_type", "kiosk", id="unknown-type"),
     pytest.param({"location_type": ""}, "location_type", "location type", id="empty-type"),
-    pytest.param({"timezone": "Mars/Olympus_Mons"}, "timezone", "Mars/Olympus_Mons",
-                 id="unknown-tz"),
+    pytest.param(
+        {"timezone": "Mars/Olympus_Mons"}, "timezone", "Mars/Olympus_Mons", id="unknown-tz"
+    ),
     pytest.param({"timezone": ""}, "timezone", "time zone", id="empty-tz"),
     pytest.param({"name": ""}, "name", "Stand name", id="empty-name"),
     pytest.param({"address": "  "}, "address", "Address", id="blank-address"),
     pytest.param({"city": ""}, "city", "City", id="empty-city"),
     pytest.param({"capacity_units": 0}, "capacity_units", "at least 1", id="capacity-0"),
-    pytest.param({"capacity_units": "lots"}, "capacity_units", "whole number",
-                 id="capacity-text"),
-    pytest.param({"capacity_units": 2.5}, "capacity_units", "whole number",
-                 id="capacity-fraction"),
+    pytest.param({"capacity_units": "lots"}, "capacity_units", "whole number", id="capacity-text"),
+    pytest.param({"capacity_units": 2.5}, "capacity_units", "whole number", id="capacity-fraction"),
     pytest.param({"country": "Germany"}, "country", "two-letter", id="country"),
     pytest.param({"products": []}, "products", "at least one product", id="no-products"),
     pytest.param({"products": ["SKU-001", "SKU-001"]}, "products", "twice", id="dup-sku"),
@@ -385,8 +439,12 @@ BAD_STAND = [
 
 @pytest.mark.parametrize(("changes", "field", "words"), BAD_STAND)
 def test_bad_stand_input_saves_nothing(
-    factory: SessionFactory, catalog: list[CatalogProduct], session: Session,
-    changes: dict[str, Any], field: str, words: str,
+    factory: SessionFactory,
+    catalog: list[CatalogProduct],
+    session: Session,
+    changes: dict[str, Any],
+    field: str,
+    words: str,
 ) -> None:
     watch = Watch(factory)
     with pytest.raises(ValidationError) as err:
@@ -403,8 +461,9 @@ def test_same_product_by_sku_and_barcode_is_a_duplicate(
 ) -> None:
     watch = Watch(factory)
     with pytest.raises(ValidationError) as err:
-        onboarding.onboard_partner(session, REP, partner_input(),
-                                   stand_input(products=[catalog[3].sku, catalog[3].gtin]))
+        onboarding.onboard_partner(
+            session, REP, partner_input(), stand_input(products=[catalog[3].sku, catalog[3].gtin])
+        )
     assert err.value.field == "products"
     assert catalog[3].name in str(err.value)
     watch.assert_nothing_saved()
@@ -415,8 +474,9 @@ def test_unknown_product_saves_nothing(
 ) -> None:
     watch = Watch(factory)
     with pytest.raises(NotFound) as err:
-        onboarding.onboard_partner(session, REP, partner_input(),
-                                   stand_input(products=["SKU-001", "NO-SUCH-SKU"]))
+        onboarding.onboard_partner(
+            session, REP, partner_input(), stand_input(products=["SKU-001", "NO-SUCH-SKU"])
+        )
     assert "NO-SUCH-SKU" in str(err.value)
     # The input that was wrong is the stand's product list.
     assert err.value.field == "products"
@@ -431,13 +491,13 @@ def test_inactive_product_is_refused(
         session.execute(text("UPDATE product SET active = 0 WHERE sku = 'SKU-004'"))
     watch = Watch(factory)
     with pytest.raises(ValidationError) as err:
-        onboarding.onboard_partner(session, REP, partner_input(),
-                                   stand_input(products=["SKU-004"]))
+        onboarding.onboard_partner(session, REP, partner_input(), stand_input(products=["SKU-004"]))
     assert "no longer sold" in str(err.value)
     watch.assert_nothing_saved()
     # ...and it is not part of a default assortment either.
-    result = onboarding.onboard_partner(session, REP, partner_input(package_code="pro"),
-                                        stand_input())
+    result = onboarding.onboard_partner(
+        session, REP, partner_input(package_code="pro"), stand_input()
+    )
     assert result.stand is not None
     assert catalog[4].id not in result.stand.product_ids
     assert len(result.stand.product_ids) == 29
@@ -450,8 +510,9 @@ def test_reused_partner_id_is_refused(
     onboarding.onboard_partner(session, REP, partner_input(), partner_id=pid)
     watch = Watch(factory)
     with pytest.raises(ValidationError) as err:
-        onboarding.onboard_partner(session, REP, partner_input(name="Other GmbH"),
-                                   stand_input(), partner_id=pid)
+        onboarding.onboard_partner(
+            session, REP, partner_input(name="Other GmbH"), stand_input(), partner_id=pid
+        )
     assert err.value.field == "partner_id"
     assert pid in str(err.value)
     watch.assert_nothing_saved()
@@ -463,28 +524,35 @@ def test_reused_stand_id_is_refused(
     factory: SessionFactory, catalog: list[CatalogProduct], session: Session
 ) -> None:
     sid = new_id()
-    first = onboarding.onboard_partner(session, REP, partner_input(), stand_input(),
-                                       stand_id=sid)
+    first = onboarding.onboard_partner(session, REP, partner_input(), stand_input(), stand_id=sid)
     watch = Watch(factory)
     with pytest.raises(ValidationError) as err:
-        onboarding.add_stand(session, REP, first.partner_id, stand_input(name="Other"),
-                             stand_id=sid)
+        onboarding.add_stand(
+            session, REP, first.partner_id, stand_input(name="Other"), stand_id=sid
+        )
     assert err.value.field == "stand_id"
     watch.assert_nothing_saved()
     with pytest.raises(ValidationError) as err:
-        onboarding.onboard_partner(session, REP, partner_input(name="Other GmbH"),
-                                   stand_input(name="Other"), stand_id=sid)
+        onboarding.onboard_partner(
+            session, REP, partner_input(name="Other GmbH"), stand_input(name="Other"), stand_id=sid
+        )
     assert err.value.field == "stand_id"
     watch.assert_nothing_saved()
 
 
-@pytest.mark.parametrize(("kwargs", "field"), [
-    pytest.param({"partner_id": "not-a-uuid"}, "partner_id", id="partner"),
-    pytest.param({"stand_id": "12345"}, "stand_id", id="stand"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        pytest.param({"partner_id": "not-a-uuid"}, "partner_id", id="partner"),
+        pytest.param({"stand_id": "12345"}, "stand_id", id="stand"),
+    ],
+)
 def test_malformed_client_ids_are_refused(
-    factory: SessionFactory, catalog: list[CatalogProduct], session: Session,
-    kwargs: dict[str, str], field: str,
+    factory: SessionFactory,
+    catalog: list[CatalogProduct],
+    session: Session,
+    kwargs: dict[str, str],
+    field: str,
 ) -> None:
     watch = Watch(factory)
     with pytest.raises(ValidationError) as err:
@@ -500,8 +568,9 @@ def test_naive_time_is_refused(
 
     watch = Watch(factory)
     with pytest.raises(ValidationError):
-        onboarding.onboard_partner(session, REP, partner_input(), stand_input(),
-                                   now=datetime(2024, 5, 1, 12, 0))
+        onboarding.onboard_partner(
+            session, REP, partner_input(), stand_input(), now=datetime(2024, 5, 1, 12, 0)
+        )
     watch.assert_nothing_saved()
 
 
@@ -551,13 +620,16 @@ def test_add_stand_to_unknown_partner(
 
 @pytest.mark.parametrize("status", [PartnerStatus.ENDED, PartnerStatus.SUSPENDED])
 def test_add_stand_to_ended_or_suspended_partner(
-    factory: SessionFactory, catalog: list[CatalogProduct], session: Session,
+    factory: SessionFactory,
+    catalog: list[CatalogProduct],
+    session: Session,
     status: PartnerStatus,
 ) -> None:
     result = onboarding.onboard_partner(session, REP, partner_input())
     with session.begin():
-        session.execute(update(StandPartner).where(StandPartner.id == result.partner_id)
-                        .values(status=status))
+        session.execute(
+            update(StandPartner).where(StandPartner.id == result.partner_id).values(status=status)
+        )
     watch = Watch(factory)
     with pytest.raises(ValidationError) as err:
         onboarding.add_stand(session, REP, result.partner_id, stand_input())
@@ -583,8 +655,9 @@ def test_payment_reference_collision_takes_a_new_id(
     assert payment_reference(clash) == ref
 
     with pytest.raises(ValidationError) as err:
-        onboarding.add_stand(session, REP, first.partner_id, stand_input(name="Second"),
-                             stand_id=clash)
+        onboarding.add_stand(
+            session, REP, first.partner_id, stand_input(name="Second"), stand_id=clash
+        )
     assert err.value.field == "stand_id"
 
     real_client_id = onboarding.client_id

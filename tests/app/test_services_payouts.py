@@ -44,8 +44,15 @@ def program(factory: SessionFactory, catalog: list[CatalogProduct]) -> Program:
     """
     with factory() as s, s.begin():
         for sku, price in (("P-1000", "10.00"), ("P-2380", "23.80"), ("P-1005", "10.05")):
-            s.add(Product(sku=sku, name=f"Test {sku}", category="snacks",
-                          list_price=Decimal(price), unit_cost=Decimal("1.00")))
+            s.add(
+                Product(
+                    sku=sku,
+                    name=f"Test {sku}",
+                    category="snacks",
+                    list_price=Decimal(price),
+                    unit_cost=Decimal("1.00"),
+                )
+            )
     skus = ["P-1000", "P-2380", "P-1005"]
     with factory() as s:
         g = make_stand(s, "growth", name="Kiosk Nord", products=skus)
@@ -54,8 +61,9 @@ def program(factory: SessionFactory, catalog: list[CatalogProduct]) -> Program:
 
 
 def sell(session: Session, stand_id: str, sku: str, at: datetime, qty: int = 1) -> str:
-    return sales.record_sale(session, REP, stand_id, [SaleLine(sku, qty)], "cash",
-                             occurred_at=at).order_id
+    return sales.record_sale(
+        session, REP, stand_id, [SaleLine(sku, qty)], "cash", occurred_at=at
+    ).order_id
 
 
 def payout_row(factory: SessionFactory, payout_id: str) -> Payout:
@@ -88,13 +96,31 @@ def test_commission_for_a_period_with_voids(
     assert (result.created, result.updated) == (True, False)
 
     row = payout_row(factory, result.payout_id)
-    assert (row.partner_id, row.period_start, row.period_end, row.sales_total,
-            row.commission_rate, row.amount, row.status, row.currency) == (
-        program.growth_partner, JAN_START, JAN_END, Decimal("43.80"), Decimal("0.12"),
-        Decimal("5.26"), PayoutStatus.DRAFT, "EUR")
+    assert (
+        row.partner_id,
+        row.period_start,
+        row.period_end,
+        row.sales_total,
+        row.commission_rate,
+        row.amount,
+        row.status,
+        row.currency,
+    ) == (
+        program.growth_partner,
+        JAN_START,
+        JAN_END,
+        Decimal("43.80"),
+        Decimal("0.12"),
+        Decimal("5.26"),
+        PayoutStatus.DRAFT,
+        "EUR",
+    )
     (op,) = watch.ops()
-    assert (op.op_type, op.entity_id, op.actor) == ("payout.compute", result.payout_id,
-                                                    MANAGER.user)
+    assert (op.op_type, op.entity_id, op.actor) == (
+        "payout.compute",
+        result.payout_id,
+        MANAGER.user,
+    )
     assert Decimal(op.payload["amount"]) == Decimal("5.26")
     assert Decimal(op.payload["sales_total"]) == Decimal("43.80")
     assert op.payload["period_start"] == "2024-01-01"
@@ -136,8 +162,14 @@ def test_one_payout_per_partner_with_sales(
     assert by_partner[program.starter_partner].amount == Decimal("4.76")  # 47.60 x 0.10
 
     # One partner only.
-    only = payouts.compute_payouts(session, MANAGER, date(2024, 1, 1), date(2024, 1, 15),
-                                   partner_id=program.starter_partner, now=NOW)
+    only = payouts.compute_payouts(
+        session,
+        MANAGER,
+        date(2024, 1, 1),
+        date(2024, 1, 15),
+        partner_id=program.starter_partner,
+        now=NOW,
+    )
     assert [r.partner_id for r in only] == [program.starter_partner]
 
 
@@ -156,8 +188,9 @@ def test_period_is_local_days_in_winter(
     (jan,) = payouts.compute_payouts(session, MANAGER, JAN_START, JAN_END, now=NOW)
     assert jan.sales_total == Decimal("20.00")
     assert jan.order_count == 2
-    (feb_1,) = payouts.compute_payouts(session, MANAGER, date(2024, 2, 1), date(2024, 2, 1),
-                                       now=NOW)
+    (feb_1,) = payouts.compute_payouts(
+        session, MANAGER, date(2024, 2, 1), date(2024, 2, 1), now=NOW
+    )
     assert feb_1.sales_total == Decimal("23.80")
 
 
@@ -168,8 +201,9 @@ def test_period_is_local_days_in_summer(
     # Berlin is UTC+2 in summer.
     sell(session, g, "P-1000", utc(2024, 6, 30, 21, 59))  # 23:59 on 30 June locally: in
     sell(session, g, "P-2380", utc(2024, 6, 30, 22, 30))  # 00:30 on 1 July locally: out
-    (june,) = payouts.compute_payouts(session, MANAGER, date(2024, 6, 1), date(2024, 6, 30),
-                                      now=utc(2024, 7, 10, 8))
+    (june,) = payouts.compute_payouts(
+        session, MANAGER, date(2024, 6, 1), date(2024, 6, 30), now=utc(2024, 7, 10, 8)
+    )
     assert june.sales_total == Decimal("10.00")
 
 
@@ -189,8 +223,9 @@ def test_period_must_be_finished(
         payouts.compute_payouts(session, MANAGER, JAN_START, JAN_END, now=utc(2024, 1, 31, 22, 30))
     watch.assert_nothing_saved()
     # 31 Jan 23:30 UTC is 1 Feb in Berlin: January is finished.
-    assert payouts.compute_payouts(session, MANAGER, JAN_START, JAN_END,
-                                   now=utc(2024, 1, 31, 23, 30))
+    assert payouts.compute_payouts(
+        session, MANAGER, JAN_START, JAN_END, now=utc(2024, 1, 31, 23, 30)
+    )
 
 
 def test_period_must_be_ordered(
@@ -206,16 +241,17 @@ def test_period_must_be_ordered(
 # --------------------------------------------------------------------------- idempotency
 
 
-def test_compute_is_idempotent(
-    factory: SessionFactory, program: Program, session: Session
-) -> None:
+def test_compute_is_idempotent(factory: SessionFactory, program: Program, session: Session) -> None:
     sell(session, program.growth_stand, "P-2380", utc(2024, 1, 10, 9))
     (first,) = payouts.compute_payouts(session, MANAGER, JAN_START, JAN_END, now=NOW)
     watch = Watch(factory)
     (second,) = payouts.compute_payouts(session, MANAGER, JAN_START, JAN_END, now=NOW)
     assert second.payout_id == first.payout_id
     assert (second.amount, second.sales_total, second.status) == (
-        first.amount, first.sales_total, first.status)
+        first.amount,
+        first.sales_total,
+        first.status,
+    )
     assert (second.created, second.updated) == (False, False)
     watch.assert_nothing_saved()
 
@@ -230,8 +266,9 @@ def test_draft_is_refreshed_by_late_sales_and_voids(
     # A device that was offline syncs a January sale in February.
     late = sell(session, program.growth_stand, "P-1000", utc(2024, 1, 28, 16), qty=3)
     watch = Watch(factory)
-    (second,) = payouts.compute_payouts(session, MANAGER, JAN_START, JAN_END,
-                                        now=utc(2024, 2, 16, 9))
+    (second,) = payouts.compute_payouts(
+        session, MANAGER, JAN_START, JAN_END, now=utc(2024, 2, 16, 9)
+    )
     assert second.payout_id == first.payout_id
     assert (second.created, second.updated) == (False, True)
     assert second.sales_total == Decimal("53.80")
@@ -239,7 +276,11 @@ def test_draft_is_refreshed_by_late_sales_and_voids(
     assert second.order_count == 2
     row = payout_row(factory, first.payout_id)
     assert (row.sales_total, row.amount, row.order_count, row.status) == (
-        Decimal("53.80"), Decimal("6.46"), 2, PayoutStatus.DRAFT)
+        Decimal("53.80"),
+        Decimal("6.46"),
+        2,
+        PayoutStatus.DRAFT,
+    )
     (op,) = watch.ops()
     assert (op.op_type, op.entity_id) == ("payout.compute", first.payout_id)
     assert Decimal(op.payload["amount"]) == Decimal("6.46")
@@ -248,7 +289,10 @@ def test_draft_is_refreshed_by_late_sales_and_voids(
     sales.void_sale(session, REP, late, occurred_at=utc(2024, 1, 29, 9))
     (third,) = payouts.compute_payouts(session, MANAGER, JAN_START, JAN_END, now=NOW)
     assert (third.sales_total, third.amount, third.updated) == (
-        Decimal("23.80"), Decimal("2.86"), True)
+        Decimal("23.80"),
+        Decimal("2.86"),
+        True,
+    )
 
 
 def test_scheduled_payout_is_not_recomputed(
@@ -262,7 +306,10 @@ def test_scheduled_payout_is_not_recomputed(
     (again,) = payouts.compute_payouts(session, MANAGER, JAN_START, JAN_END, now=NOW)
     assert again.payout_id == first.payout_id
     assert (again.amount, again.sales_total, again.status) == (
-        Decimal("2.86"), Decimal("23.80"), PayoutStatus.SCHEDULED)
+        Decimal("2.86"),
+        Decimal("23.80"),
+        PayoutStatus.SCHEDULED,
+    )
     assert (again.created, again.updated) == (False, False)
     watch.assert_nothing_saved()
 
@@ -275,39 +322,48 @@ def test_schedule_and_pay(factory: SessionFactory, program: Program, session: Se
     (draft,) = payouts.compute_payouts(session, MANAGER, JAN_START, JAN_END, now=NOW)
 
     watch = Watch(factory)
-    scheduled = payouts.schedule_payout(session, MANAGER, draft.payout_id, date(2024, 2, 20),
-                                        now=NOW)
+    scheduled = payouts.schedule_payout(
+        session, MANAGER, draft.payout_id, date(2024, 2, 20), now=NOW
+    )
     assert scheduled.status == PayoutStatus.SCHEDULED
     row = payout_row(factory, draft.payout_id)
     assert (row.status, row.scheduled_for, row.paid_at) == (
-        PayoutStatus.SCHEDULED, date(2024, 2, 20), None)
+        PayoutStatus.SCHEDULED,
+        date(2024, 2, 20),
+        None,
+    )
     (op,) = watch.ops()
     assert (op.op_type, op.entity_id) == ("payout.schedule", draft.payout_id)
     assert op.payload["scheduled_for"] == "2024-02-20"
 
     paid_at = utc(2024, 2, 20, 8, 30)
     watch = Watch(factory)
-    paid = payouts.mark_payout_paid(session, ADMIN, draft.payout_id, " SEPA-2024-0042 ",
-                                    now=paid_at)
+    paid = payouts.mark_payout_paid(
+        session, ADMIN, draft.payout_id, " SEPA-2024-0042 ", now=paid_at
+    )
     assert paid.status == PayoutStatus.PAID
     row = payout_row(factory, draft.payout_id)
     assert (row.status, row.paid_at, row.payment_reference, row.amount) == (
-        PayoutStatus.PAID, paid_at, "SEPA-2024-0042", Decimal("2.86"))
+        PayoutStatus.PAID,
+        paid_at,
+        "SEPA-2024-0042",
+        Decimal("2.86"),
+    )
     (op,) = watch.ops()
     assert (op.op_type, op.payload["reference"]) == ("payout.paid", "SEPA-2024-0042")
     assert watch.added() == {"change_log": 1}
 
     with reading(factory) as s:
         assert [p.payout_id for p in payouts.list_payouts(s, status=PayoutStatus.PAID)] == [
-            draft.payout_id]
+            draft.payout_id
+        ]
         assert payouts.list_payouts(s, status=PayoutStatus.DRAFT) == []
-        assert [p.payout_id for p in payouts.list_payouts(
-            s, partner_id=program.growth_partner)] == [draft.payout_id]
+        assert [
+            p.payout_id for p in payouts.list_payouts(s, partner_id=program.growth_partner)
+        ] == [draft.payout_id]
 
 
-def test_invalid_transitions(
-    factory: SessionFactory, program: Program, session: Session
-) -> None:
+def test_invalid_transitions(factory: SessionFactory, program: Program, session: Session) -> None:
     sell(session, program.growth_stand, "P-2380", utc(2024, 1, 10, 9))
     (draft,) = payouts.compute_payouts(session, MANAGER, JAN_START, JAN_END, now=NOW)
     pid = draft.payout_id
@@ -328,9 +384,10 @@ def test_invalid_transitions(
 
     payouts.mark_payout_paid(session, MANAGER, pid, now=NOW)
     watch = Watch(factory)
-    for step in (lambda: payouts.schedule_payout(session, MANAGER, pid, date(2024, 3, 1),
-                                                 now=NOW),
-                 lambda: payouts.mark_payout_paid(session, MANAGER, pid, "again", now=NOW)):
+    for step in (
+        lambda: payouts.schedule_payout(session, MANAGER, pid, date(2024, 3, 1), now=NOW),
+        lambda: payouts.mark_payout_paid(session, MANAGER, pid, "again", now=NOW),
+    ):
         with pytest.raises(InvalidTransition) as again:
             step()
         assert "paid" in str(again.value)
@@ -361,8 +418,9 @@ def test_payment_date_is_judged_in_program_time(
     (draft,) = payouts.compute_payouts(session, MANAGER, JAN_START, JAN_END, now=NOW)
     watch = Watch(factory)
     with pytest.raises(ValidationError) as err:
-        payouts.schedule_payout(session, MANAGER, draft.payout_id, date(2024, 2, 15),
-                                now=utc(2024, 2, 15, 23, 30))
+        payouts.schedule_payout(
+            session, MANAGER, draft.payout_id, date(2024, 2, 15), now=utc(2024, 2, 15, 23, 30)
+        )
     assert err.value.field == "pay_on"
     watch.assert_nothing_saved()
 
@@ -396,7 +454,6 @@ def test_unknown_payout_and_partner(
     with pytest.raises(NotFound):
         payouts.mark_payout_paid(session, MANAGER, "nope", now=NOW)
     with pytest.raises(NotFound) as partner:
-        payouts.compute_payouts(session, MANAGER, JAN_START, JAN_END, partner_id=new_id(),
-                                now=NOW)
+        payouts.compute_payouts(session, MANAGER, JAN_START, JAN_END, partner_id=new_id(), now=NOW)
     assert partner.value.field == "partner_id"
     watch.assert_nothing_saved()

@@ -27,8 +27,9 @@ def three(session: Session, catalog: list[CatalogProduct]) -> dict[str, StandFix
     # Count Kiosk Nord full (par for every SKU) so it needs nothing; Café Süd stays empty.
     kiosk = stands["Kiosk Nord"]
     detail = queries.stand_detail(session, kiosk.stand_id)
-    inventory.record_count(session, REP, kiosk.stand_id,
-                           {line.product_id: line.par_level for line in detail.inventory})
+    inventory.record_count(
+        session, REP, kiosk.stand_id, {line.product_id: line.par_level for line in detail.inventory}
+    )
     return stands
 
 
@@ -57,9 +58,13 @@ def test_needs_attention(session: Session, three: dict[str, StandFixture]) -> No
     # Selling a SKU down to its reorder point flags it as low.
     kiosk = three["Kiosk Nord"]
     line = queries.stand_detail(session, kiosk.stand_id).inventory[0]
-    sales.record_sale(session, REP, kiosk.stand_id,
-                      [sales.SaleLine(line.product_id, line.on_hand - line.reorder_point)],
-                      "cash")
+    sales.record_sale(
+        session,
+        REP,
+        kiosk.stand_id,
+        [sales.SaleLine(line.product_id, line.on_hand - line.reorder_point)],
+        "cash",
+    )
     row = _by_name(queries.list_stands(session))["Kiosk Nord"]
     assert (row.low_count, row.needs_attention) == (1, True)
     attention = queries.list_stands(session, needs_attention=True)
@@ -127,8 +132,9 @@ def test_stand_detail(session: Session, three: dict[str, StandFixture]) -> None:
 def test_list_refills(session: Session, three: dict[str, StandFixture]) -> None:
     cafe = three["Café Süd"]
     first = refills.request_refill(session, REP, cafe.stand_id)
-    second = refills.request_refill(session, REP, three["Kiosk Nord"].stand_id,
-                                    {three["Kiosk Nord"].product_ids[0]: 3})
+    second = refills.request_refill(
+        session, REP, three["Kiosk Nord"].stand_id, {three["Kiosk Nord"].product_ids[0]: 3}
+    )
     refills.reject_refill(session, MANAGER, second.refill_id, "Stand is full")
     rows = queries.list_refills(session)
     assert {r.id for r in rows} == {first.refill_id, second.refill_id}
@@ -138,7 +144,10 @@ def test_list_refills(session: Session, three: dict[str, StandFixture]) -> None:
     ]
     row = next(r for r in rows if r.id == first.refill_id)
     assert (row.stand_name, row.line_count, row.total) == (
-        "Café Süd", len(first.lines), first.total)
+        "Café Süd",
+        len(first.lines),
+        first.total,
+    )
     assert _by_name(queries.list_stands(session))["Café Süd"].open_refills == 1
     with pytest.raises(ValidationError):
         queries.list_refills(session, status="lost")

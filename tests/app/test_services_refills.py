@@ -1175,8 +1175,9 @@ def test_price_for_a_product_not_on_the_refill_is_refused(
     assert_refused(
         factory,
         ValidationError,
-        lambda: new_refill(session, stand, quantities={p(stand, 0): 6},
-                           prices={p(stand, 1): "2.00"}),
+        lambda: new_refill(
+            session, stand, quantities={p(stand, 0): 6}, prices={p(stand, 1): "2.00"}
+        ),
         match="not on this refill",
     )
 
@@ -1201,10 +1202,12 @@ def test_delivery_date_is_judged_in_the_stands_time_zone(
     assert_refused(
         factory,
         ValidationError,
-        lambda: refills.schedule_refill(session, MANAGER, rid, date(2031, 3, 10), "Dealer",
-                                        now=late_evening_utc),
+        lambda: refills.schedule_refill(
+            session, MANAGER, rid, date(2031, 3, 10), "Dealer", now=late_evening_utc
+        ),
         match="in the past",
     )
-    done = refills.schedule_refill(session, MANAGER, rid, date(2031, 3, 11), "Dealer",
-                                   now=late_evening_utc)
+    done = refills.schedule_refill(
+        session, MANAGER, rid, date(2031, 3, 11), "Dealer", now=late_evening_utc
+    )
     assert done.status == S.SCHEDULED

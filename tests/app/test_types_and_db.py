@@ -73,17 +73,30 @@ def put(engine: Engine, **values: Any) -> None:
 def stored(engine: Engine, column: str) -> list[tuple[str, Any]]:
     """(SQLite storage class, raw value) of a column, as the file holds it."""
     with engine.connect() as conn:
-        return [tuple(r) for r in conn.exec_driver_sql(
-            f"SELECT typeof({column}), {column} FROM amounts ORDER BY id")]
+        return [
+            tuple(r)
+            for r in conn.exec_driver_sql(
+                f"SELECT typeof({column}), {column} FROM amounts ORDER BY id"
+            )
+        ]
 
 
 # --------------------------------------------------------------------------- ScaledDecimal
 
 
-@pytest.mark.parametrize("value", [
-    Decimal("12.35"), Decimal("0.0001"), Decimal("-7.5"), Decimal("0"), Decimal("0.3333"),
-    Decimal("123456789.1234"), 42, "19.99",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        Decimal("12.35"),
+        Decimal("0.0001"),
+        Decimal("-7.5"),
+        Decimal("0"),
+        Decimal("0.3333"),
+        Decimal("123456789.1234"),
+        42,
+        "19.99",
+    ],
+)
 def test_scaled_decimal_round_trip(engine: Engine, value: Any) -> None:
     put(engine, money=value)
     with engine.connect() as conn:
@@ -95,11 +108,14 @@ def test_scaled_decimal_round_trip(engine: Engine, value: Any) -> None:
     assert stored(engine, "money") == [("integer", int(Decimal(value) * 10_000))]
 
 
-@pytest.mark.parametrize("value", [
-    Decimal("999999999999.9999"),  # the largest amount app.services.base.to_money accepts
-    Decimal("-999999999999.9999"),
-    Decimal("900719925474.0993"),  # 2**53 + 1 units
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        Decimal("999999999999.9999"),  # the largest amount app.services.base.to_money accepts
+        Decimal("-999999999999.9999"),
+        Decimal("900719925474.0993"),  # 2**53 + 1 units
+    ],
+)
 def test_scaled_decimal_is_exact_for_large_amounts(engine: Engine, value: Decimal) -> None:
     put(engine, money=value)
     with engine.connect() as conn:
@@ -118,9 +134,17 @@ def test_scaled_decimal_refuses_floats(engine: Engine) -> None:
     assert stored(engine, "money") == []
 
 
-@pytest.mark.parametrize("value", [
-    Decimal("0.00001"), "1.23456", Decimal("NaN"), Decimal("Infinity"), "abc", "",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        Decimal("0.00001"),
+        "1.23456",
+        Decimal("NaN"),
+        Decimal("Infinity"),
+        "abc",
+        "",
+    ],
+)
 def test_scaled_decimal_refuses_extra_places_and_junk(engine: Engine, value: Any) -> None:
     col = ScaledDecimal(18, 4)
     with pytest.raises(ValueError, match="decimal"):
@@ -135,7 +159,9 @@ def test_rate_keeps_six_places(engine: Engine) -> None:
     put(engine, rate=Decimal("1.123456"))
     with engine.connect() as conn:
         assert list(conn.scalars(select(AMOUNTS.c.rate).order_by(AMOUNTS.c.id))) == [
-            Decimal("0.125"), Decimal("1.123456")]
+            Decimal("0.125"),
+            Decimal("1.123456"),
+        ]
     with pytest.raises(StatementError):
         put(engine, rate=Decimal("0.1234567"))
 
@@ -152,8 +178,9 @@ def test_sum_in_sql_is_exact(engine: Engine) -> None:
         conn.execute(insert(AMOUNTS), [{"money": Decimal("0.1")} for _ in range(3)])
     with engine.connect() as conn:
         total = conn.scalar(select(func.sum(AMOUNTS.c.money)))
-        tenths = conn.scalar(select(func.sum(AMOUNTS.c.money))
-                             .where(AMOUNTS.c.money == Decimal("0.1")))
+        tenths = conn.scalar(
+            select(func.sum(AMOUNTS.c.money)).where(AMOUNTS.c.money == Decimal("0.1"))
+        )
         cents = conn.scalar(select(func.count()).where(AMOUNTS.c.money == Decimal("0.01")))
     assert isinstance(total, Decimal)
     assert total == Decimal("100.30")
@@ -161,14 +188,24 @@ def test_sum_in_sql_is_exact(engine: Engine) -> None:
     assert cents == 10_000
     # The raw SQL sum is an integer: no float ever took part.
     with engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT typeof(SUM(money)), SUM(money) FROM amounts"
-                                    ).one() == ("integer", 1_003_000)
+        assert conn.exec_driver_sql("SELECT typeof(SUM(money)), SUM(money) FROM amounts").one() == (
+            "integer",
+            1_003_000,
+        )
 
 
 def test_sum_of_model_money_is_exact(factory: SessionFactory) -> None:
     with factory() as s, s.begin():
-        s.add_all(Product(sku=f"C-{i}", name="Cent", category="x", list_price=Decimal("0.01"),
-                          unit_cost=Decimal("0.0033")) for i in range(2_000))
+        s.add_all(
+            Product(
+                sku=f"C-{i}",
+                name="Cent",
+                category="x",
+                list_price=Decimal("0.01"),
+                unit_cost=Decimal("0.0033"),
+            )
+            for i in range(2_000)
+        )
     with factory() as s, s.begin():
         assert s.scalar(select(func.sum(Product.list_price))) == Decimal("20.00")
         assert s.scalar(select(func.sum(Product.unit_cost))) == Decimal("6.6")
@@ -177,8 +214,9 @@ def test_sum_of_model_money_is_exact(factory: SessionFactory) -> None:
 def test_model_refuses_float_money(factory: SessionFactory) -> None:
     def add_float_priced() -> None:
         with factory() as s, s.begin():
-            s.add(Product(sku="F-1", name="Float", category="x", list_price=1.5,
-                          unit_cost=Decimal(1)))
+            s.add(
+                Product(sku="F-1", name="Float", category="x", list_price=1.5, unit_cost=Decimal(1))
+            )
 
     with pytest.raises(StatementError) as err:
         add_float_priced()
@@ -205,8 +243,11 @@ def test_utc_datetime_returns_aware_utc(engine: Engine) -> None:
     assert stored(engine, "at")[0] == ("text", "2024-06-30 21:30:00.000000")
     assert ordered == [second, first]
     with engine.connect() as conn:
-        hit = conn.scalar(select(func.count()).where(
-            AMOUNTS.c.at > datetime(2024, 6, 30, 23, 15, tzinfo=berlin_summer)))
+        hit = conn.scalar(
+            select(func.count()).where(
+                AMOUNTS.c.at > datetime(2024, 6, 30, 23, 15, tzinfo=berlin_summer)
+            )
+        )
     assert hit == 1
 
 
@@ -233,7 +274,7 @@ def test_new_id_is_a_time_ordered_unique_uuid7() -> None:
     after_ms = time.time_ns() // 1_000_000
     assert len(set(ids)) == len(ids)
     assert ids == sorted(ids)  # monotonic, even within one millisecond
-    for value in ids[:: 997] + ids[-3:]:
+    for value in ids[::997] + ids[-3:]:
         u = uuid.UUID(value)
         assert str(u) == value  # canonical lowercase
         assert u.version == 7
@@ -272,10 +313,18 @@ def test_id_from_parts_is_deterministic() -> None:
     assert is_valid_id(a)
 
 
-@pytest.mark.parametrize("value", [
-    None, 12, "", "not-a-uuid", "0190F2A4-0000-7000-8000-000000000000",
-    "0190f2a40000700080000000000000000000", "{0190f2a4-0000-7000-8000-000000000000}",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        12,
+        "",
+        "not-a-uuid",
+        "0190F2A4-0000-7000-8000-000000000000",
+        "0190f2a40000700080000000000000000000",
+        "{0190f2a4-0000-7000-8000-000000000000}",
+    ],
+)
 def test_is_valid_id_refuses(value: object) -> None:
     assert not is_valid_id(value)
 
@@ -283,33 +332,51 @@ def test_is_valid_id_refuses(value: object) -> None:
 # --------------------------------------------------------------------------- rules
 
 
-@pytest.mark.parametrize(("value", "rounded"), [
-    ("2.675", "2.68"), ("2.665", "2.67"), ("0.125", "0.13"), ("0.005", "0.01"),
-    ("0.0049", "0.00"), ("0.9999", "1.00"), ("-2.665", "-2.67"), ("10", "10.00"),
-])
+@pytest.mark.parametrize(
+    ("value", "rounded"),
+    [
+        ("2.675", "2.68"),
+        ("2.665", "2.67"),
+        ("0.125", "0.13"),
+        ("0.005", "0.01"),
+        ("0.0049", "0.00"),
+        ("0.9999", "1.00"),
+        ("-2.665", "-2.67"),
+        ("10", "10.00"),
+    ],
+)
 def test_round_money_half_up(value: str, rounded: str) -> None:
     result = rules.round_money(Decimal(value))
     assert result == Decimal(rounded)
     assert result.as_tuple().exponent == -2
 
 
-@pytest.mark.parametrize(("total", "package", "tier", "points"), [
-    ("23.80", "1.25", "1.10", 32),  # the worked example: floor(32.725)
-    ("23.80", "1.25", "1.00", 29),  # floor(29.75): floor, not round
-    ("43.80", "1.25", "1.00", 54),
-    ("100.00", "1.50", "1.50", 225),
-    ("0.99", "1.00", "1.00", 0),
-    ("0", "1.50", "1.50", 0),
-    ("-10.00", "1.00", "1.00", 0),
-])
+@pytest.mark.parametrize(
+    ("total", "package", "tier", "points"),
+    [
+        ("23.80", "1.25", "1.10", 32),  # the worked example: floor(32.725)
+        ("23.80", "1.25", "1.00", 29),  # floor(29.75): floor, not round
+        ("43.80", "1.25", "1.00", 54),
+        ("100.00", "1.50", "1.50", 225),
+        ("0.99", "1.00", "1.00", 0),
+        ("0", "1.50", "1.50", 0),
+        ("-10.00", "1.00", "1.00", 0),
+    ],
+)
 def test_sale_points(total: str, package: str, tier: str, points: int) -> None:
     assert rules.sale_points(Decimal(total), Decimal(package), Decimal(tier)) == points
 
 
-@pytest.mark.parametrize(("sales", "rate", "amount"), [
-    ("43.80", "0.12", "5.26"), ("10.05", "0.10", "1.01"), ("0.10", "0.15", "0.02"),
-    ("0", "0.12", "0.00"), ("1234.56", "0.125", "154.32"),
-])
+@pytest.mark.parametrize(
+    ("sales", "rate", "amount"),
+    [
+        ("43.80", "0.12", "5.26"),
+        ("10.05", "0.10", "1.01"),
+        ("0.10", "0.15", "0.02"),
+        ("0", "0.12", "0.00"),
+        ("1234.56", "0.125", "154.32"),
+    ],
+)
 def test_commission(sales: str, rate: str, amount: str) -> None:
     assert rules.commission(Decimal(sales), Decimal(rate)) == Decimal(amount)
 
@@ -341,12 +408,12 @@ def test_payment_reference_catches_every_single_typo() -> None:
         for i, original in enumerate(body):
             for c in CROCKFORD:
                 if c != original:
-                    typo = body[:i] + c + body[i + 1:]
+                    typo = body[:i] + c + body[i + 1 :]
                     assert not rules.is_valid_payment_reference(f"SP-{typo}-{check}"), typo
         for i in range(2):
             for c in CROCKFORD + "*~$=U":
                 if c != check[i]:
-                    wrong = check[:i] + c + check[i + 1:]
+                    wrong = check[:i] + c + check[i + 1 :]
                     assert not rules.is_valid_payment_reference(f"SP-{body}-{wrong}")
 
 
@@ -369,17 +436,29 @@ def test_payment_reference_catches_every_swap_of_neighbours() -> None:
                 body = "3" * i + a + b + "3" * (6 - i)
                 ref = _ref_for_body(body)
                 assert ref[3:11] == body
-                swapped = body[:i] + b + a + body[i + 2:]
+                swapped = body[:i] + b + a + body[i + 2 :]
                 if rules.is_valid_payment_reference(f"SP-{swapped}-{ref[12:]}"):
                     missed.append(f"{body}->{swapped}")
     assert missed == []
 
 
-@pytest.mark.parametrize("ref", [
-    "", "SP-", "SP-0000000", "XX-00000000-00", "SP-00000000-", "SP_00000000-00",
-    "SP-0000000I-00", "SP-0000000O-00", "SP-0000000U-00", "SP-00000000-000",
-    "SP-00000000+00", "SP-00000000-0",
-])
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "",
+        "SP-",
+        "SP-0000000",
+        "XX-00000000-00",
+        "SP-00000000-",
+        "SP_00000000-00",
+        "SP-0000000I-00",
+        "SP-0000000O-00",
+        "SP-0000000U-00",
+        "SP-00000000-000",
+        "SP-00000000+00",
+        "SP-00000000-0",
+    ],
+)
 def test_malformed_payment_references(ref: str) -> None:
     assert not rules.is_valid_payment_reference(ref)
 
@@ -431,8 +510,11 @@ def test_sqlite_pragmas(factory: SessionFactory) -> None:
 def test_foreign_keys_are_enforced(factory: SessionFactory) -> None:
     def add_orphan() -> None:
         with factory() as s, s.begin():
-            s.add(StandInventory(stand_id=new_id(), product_id=new_id(), par_level=1,
-                                 reorder_point=0, capacity=1))
+            s.add(
+                StandInventory(
+                    stand_id=new_id(), product_id=new_id(), par_level=1, reorder_point=0, capacity=1
+                )
+            )
 
     with pytest.raises(IntegrityError, match="FOREIGN KEY"):
         add_orphan()
@@ -510,9 +592,11 @@ def test_second_writer_waits_for_the_first(factory: SessionFactory) -> None:
     t.join()
     assert waited >= 0.2
     with factory() as s, s.begin():
-        assert list(s.execute(select(ChangeLog.device_seq, ChangeLog.op_type)
-                              .order_by(ChangeLog.device_seq))) == [
-            (1, "test.first"), (2, "test.second")]
+        assert list(
+            s.execute(
+                select(ChangeLog.device_seq, ChangeLog.op_type).order_by(ChangeLog.device_seq)
+            )
+        ) == [(1, "test.first"), (2, "test.second")]
 
 
 def test_concurrent_writers_take_gap_free_sequence_numbers(factory: SessionFactory) -> None:
@@ -553,9 +637,11 @@ def test_failed_transaction_leaves_no_sequence_gap(factory: SessionFactory) -> N
     with factory() as s, s.begin():
         record_op(s, "test.next", new_id(), {}, None)
     with factory() as s, s.begin():
-        assert list(s.execute(select(ChangeLog.device_seq, ChangeLog.op_type)
-                              .order_by(ChangeLog.device_seq))) == [
-            (1, "test.kept"), (2, "test.next")]
+        assert list(
+            s.execute(
+                select(ChangeLog.device_seq, ChangeLog.op_type).order_by(ChangeLog.device_seq)
+            )
+        ) == [(1, "test.kept"), (2, "test.next")]
 
 
 def test_open_db_is_idempotent(db_url: str, factory: SessionFactory) -> None:

@@ -38,5 +38,15 @@ test: lint
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/bench_demo.py --stands 500 --days 365
 
+## screenshots: render the README's screenshots from a demo program (offscreen)
+SHOTS_DATA ?= build/screenshot-data
+screenshots: $(VENV)/.installed-run
+	rm -rf $(SHOTS_DATA)
+	mkdir -p docs/screenshots
+	$(BIN)/stand-os --demo --data-dir $(SHOTS_DATA) --view stands --size 1280x800 \
+		--screenshot docs/screenshots/stands-1280x800.png
+	$(BIN)/stand-os --demo --data-dir $(SHOTS_DATA) --view stands --size 1024x600 \
+		--screenshot docs/screenshots/stands-1024x600.png
+
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

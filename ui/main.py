@@ -67,7 +67,12 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
 
-    from PySide6.QtCore import QCoreApplication
+    from PySide6.QtCore import (
+        QCoreApplication,
+        QMessageLogContext,
+        QtMsgType,
+        qInstallMessageHandler,
+    )
     from PySide6.QtWidgets import QApplication, QMessageBox, QProgressDialog
 
     from app.backend import Backend
@@ -77,6 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     from ui.main_window import MainWindow
     from ui.tasks import TaskRunner
 
+    if args.screenshot:
+        # The offscreen platform has no window manager and says so once per window.
+        def quiet(mode: QtMsgType, context: QMessageLogContext, message: str) -> None:
+            if "propagateSizeHints" not in message:
+                print(message, file=sys.stderr)
+
+        qInstallMessageHandler(quiet)
     QCoreApplication.setOrganizationName("StandProgram")
     QCoreApplication.setApplicationName("stand-os-demo" if args.demo else "stand-os")
     app = QApplication.instance() or QApplication(sys.argv[:1])

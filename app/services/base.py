@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import Enum
@@ -44,20 +44,10 @@ class Actor:
             raise PermissionDenied(f"A {self.role.value} may not {action}.")
 
 
-SYSTEM = Actor("system", Role.ADMIN)
-
-
-@dataclass(frozen=True)
-class Changes:
-    """What an action changed, so a view can refresh exactly that (ids by kind)."""
-
-    stands: frozenset[str] = field(default_factory=frozenset)
-    partners: frozenset[str] = field(default_factory=frozenset)
-    refills: frozenset[str] = field(default_factory=frozenset)
-    inventory: bool = False
-    sales: bool = False
-    loyalty: bool = False
-    payouts: bool = False
+#: People in the field and in the office: reps, managers, admins (not partners).
+STAFF = (Role.REP, Role.MANAGER, Role.ADMIN)
+#: Managers and admins.
+MANAGERS = (Role.MANAGER, Role.ADMIN)
 
 
 def transactional(fn: Callable[Concatenate[Session, P], R]) -> Callable[Concatenate[Session, P], R]:

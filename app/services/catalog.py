@@ -13,8 +13,9 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from app.errors import ValidationError
-from app.models import Product, Role
+from app.models import Product
 from app.services.base import (
+    MANAGERS,
     Actor,
     optional_text,
     record_op,
@@ -25,8 +26,6 @@ from app.services.base import (
     unused_id,
 )
 from app.services.onboarding import resolve_product
-
-CATALOG_ROLES = (Role.MANAGER, Role.ADMIN)
 
 
 @dataclass(frozen=True)
@@ -96,7 +95,7 @@ def add_product(
     product_id: str | None = None,
 ) -> ProductRow:
     """Add a product to the catalog."""
-    actor.require(CATALOG_ROLES, "change the catalog")
+    actor.require(MANAGERS, "change the catalog")
     code = require_text(sku, "sku", "SKU", max_len=32)
     barcode = optional_text(gtin, "gtin", "Barcode", max_len=14)
     if barcode is not None and not gtin_is_valid(barcode):
@@ -146,7 +145,7 @@ def update_product(
     active: bool | None = None,
 ) -> ProductRow:
     """Change prices, guardrails or whether the product is still sold."""
-    actor.require(CATALOG_ROLES, "change the catalog")
+    actor.require(MANAGERS, "change the catalog")
     p = resolve_product(session, product, include_inactive=True)
     price = p.list_price if list_price is None else to_money(list_price, "list_price", "List price")
     lo = p.min_price if min_price is None else to_money(min_price, "min_price", "Minimum price")

@@ -18,7 +18,6 @@ from app.models import (
     InventoryMovement,
     MovementKind,
     Product,
-    Role,
     SnapshotSource,
     StandInventory,
     StandInventorySnapshot,
@@ -27,6 +26,7 @@ from app.models import (
     StandStatus,
 )
 from app.services.base import (
+    STAFF,
     Actor,
     client_id,
     get_or_404,
@@ -39,8 +39,6 @@ from app.services.base import (
 )
 from app.services.onboarding import resolve_product
 
-FIELD_ROLES = (Role.REP, Role.MANAGER, Role.ADMIN)
-LEVEL_ROLES = (Role.MANAGER, Role.ADMIN, Role.REP)
 MAX_QTY = 100_000
 
 
@@ -217,7 +215,7 @@ def record_count(
     """Record a physical count: a snapshot with expected, counted and variance per SKU, and an
     adjustment movement for each variance. ``counts`` maps product id to the counted quantity;
     keys may also be SKUs or barcodes. SKUs not listed were not counted and keep their stock."""
-    actor.require(FIELD_ROLES, "count stock")
+    actor.require(STAFF, "count stock")
     stand = open_stand(session, stand_id)
     if not counts:
         raise ValidationError("Enter at least one counted quantity.", field="counts")
@@ -328,7 +326,7 @@ def set_levels(
     capacity: object | None = None,
 ) -> LevelsResult:
     """Change a SKU's par level, reorder point or capacity at a stand."""
-    actor.require(LEVEL_ROLES, "change stock levels")
+    actor.require(STAFF, "change stock levels")
     open_stand(session, stand_id)
     line = inventory_line(session, stand_id, product_id)
     cap = (
@@ -390,7 +388,7 @@ def record_stock_change(
     movement_id: str | None = None,
 ) -> str:
     """A write-off (damaged, expired: stock leaves) or a return (stock comes back)."""
-    actor.require(FIELD_ROLES, "record write-offs and returns")
+    actor.require(STAFF, "record write-offs and returns")
     if kind not in (MovementKind.WRITE_OFF, MovementKind.RETURN):
         raise ValidationError("Only write-offs and returns are recorded this way.", field="kind")
     qty = to_int(quantity, "quantity", "Quantity", minimum=1, maximum=MAX_QTY)

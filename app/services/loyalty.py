@@ -17,7 +17,6 @@ from app.models import (
     LoyaltyTier,
     Package,
     PartnerStatus,
-    Role,
     StandLocation,
     StandLoyaltyLedger,
     StandPartner,
@@ -25,6 +24,8 @@ from app.models import (
 )
 from app.rules import POINTS_EXPIRE_AFTER_DAYS, TIER_WINDOW_DAYS
 from app.services.base import (
+    MANAGERS,
+    STAFF,
     Actor,
     get_or_404,
     optional_text,
@@ -35,8 +36,6 @@ from app.services.base import (
     unused_id,
 )
 
-MANAGER_ROLES = (Role.MANAGER, Role.ADMIN)
-FIELD_ROLES = (Role.REP, Role.MANAGER, Role.ADMIN)
 EARNED_KINDS = (LoyaltyKind.EARN, LoyaltyKind.ACTIVATION, LoyaltyKind.BONUS)
 MAX_POINTS = 10_000_000
 
@@ -153,7 +152,7 @@ def activate_partner(
 ) -> PointsResult:
     """Make an onboarding partner active: their planned stands go live and they receive the
     package's activation points, once."""
-    actor.require(FIELD_ROLES, "activate partners")
+    actor.require(STAFF, "activate partners")
     partner = get_or_404(session, StandPartner, partner_id, "partner")
     if partner.status != PartnerStatus.ONBOARDING:
         raise ValidationError(
@@ -215,7 +214,7 @@ def redeem_points(
     entry_id: str | None = None,
 ) -> PointsResult:
     """Spend points. A redemption can never take the balance below zero."""
-    actor.require(FIELD_ROLES, "redeem points")
+    actor.require(STAFF, "redeem points")
     partner = get_or_404(session, StandPartner, partner_id, "partner")
     amount = to_int(points, "points", "Points to redeem", minimum=1, maximum=MAX_POINTS)
     current = _balance(session, partner_id)
@@ -259,7 +258,7 @@ def adjust_points(
     entry_id: str | None = None,
 ) -> PointsResult:
     """A manager's bonus (positive) or correction (either sign), with a reason."""
-    actor.require(MANAGER_ROLES, "grant bonuses or adjust points")
+    actor.require(MANAGERS, "grant bonuses or adjust points")
     get_or_404(session, StandPartner, partner_id, "partner")
     amount = to_int(points, "points", "Points", minimum=-MAX_POINTS, maximum=MAX_POINTS)
     if amount == 0:
@@ -343,7 +342,7 @@ def expire_points(
 
     Idempotent: a second run on the same day finds nothing left to expire.
     """
-    actor.require(MANAGER_ROLES, "expire points")
+    actor.require(MANAGERS, "expire points")
     at = to_time(now)
     cutoff = at - timedelta(days=to_int(max_age_days, "max_age_days", "Expiry age", minimum=1))
     ids = [partner_id] if partner_id else list(session.scalars(select(StandPartner.id)))
@@ -439,7 +438,7 @@ def reevaluate_tiers(
     now: datetime | None = None,
 ) -> list[TierChange]:
     """Move partners to the tier their trailing-window earnings hold (up or down)."""
-    actor.require(MANAGER_ROLES, "re-evaluate loyalty tiers")
+    actor.require(MANAGERS, "re-evaluate loyalty tiers")
     at = to_time(now)
     tiers = list(session.scalars(select(LoyaltyTier).order_by(LoyaltyTier.rank)))
     if not tiers:

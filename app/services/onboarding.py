@@ -21,7 +21,6 @@ from app.models import (
     Package,
     PartnerStatus,
     Product,
-    Role,
     StandInventory,
     StandLocation,
     StandPartner,
@@ -29,6 +28,7 @@ from app.models import (
 )
 from app.rules import payment_reference, qr_payload
 from app.services.base import (
+    STAFF,
     Actor,
     client_id,
     get_or_404,
@@ -40,7 +40,6 @@ from app.services.base import (
     transactional,
 )
 
-ONBOARDING_ROLES = (Role.REP, Role.MANAGER, Role.ADMIN)
 DEFAULT_TIMEZONE = "Europe/Berlin"
 
 
@@ -353,7 +352,7 @@ def onboard_partner(
 ) -> PartnerOnboarded:
     """Sign up a partner (status ``onboarding``, entry loyalty tier) and optionally a first
     stand (status ``planned`` until the partner is activated)."""
-    actor.require(ONBOARDING_ROLES, "onboard partners")
+    actor.require(STAFF, "onboard partners")
     at = to_time(now)
     package = _package(session, partner.package_code)
     tier = _entry_tier(session)
@@ -427,7 +426,7 @@ def add_stand(
     now: datetime | None = None,
 ) -> StandCreated:
     """Add a stand for an existing partner, within their package's stand limit."""
-    actor.require(ONBOARDING_ROLES, "add stands")
+    actor.require(STAFF, "add stands")
     partner = get_or_404(session, StandPartner, partner_id, "partner")
     if partner.status in (PartnerStatus.ENDED, PartnerStatus.SUSPENDED):
         raise ValidationError(

@@ -24,9 +24,10 @@ from sqlalchemy.orm import Session
 
 from app.errors import InvalidTransition, ValidationError
 from app.ids import new_id
-from app.models import OrderKind, Package, Payout, PayoutStatus, Role, StandOrder, StandPartner
+from app.models import OrderKind, Package, Payout, PayoutStatus, StandOrder, StandPartner
 from app.rules import PROGRAM_TIMEZONE, commission, local_date
 from app.services.base import (
+    MANAGERS,
     Actor,
     get_or_404,
     optional_text,
@@ -34,8 +35,6 @@ from app.services.base import (
     to_time,
     transactional,
 )
-
-PAYOUT_ROLES = (Role.MANAGER, Role.ADMIN)
 
 
 @dataclass(frozen=True)
@@ -88,7 +87,7 @@ def compute_payouts(
     now: datetime | None = None,
 ) -> list[PayoutResult]:
     """Create or refresh the draft payout of every partner with sales in the period."""
-    actor.require(PAYOUT_ROLES, "compute payouts")
+    actor.require(MANAGERS, "compute payouts")
     if period_end < period_start:
         raise ValidationError("The period ends before it starts.", field="period_end")
     at = to_time(now)
@@ -175,7 +174,7 @@ def compute_payouts(
 def schedule_payout(
     session: Session, actor: Actor, payout_id: str, pay_on: date, *, now: datetime | None = None
 ) -> PayoutResult:
-    actor.require(PAYOUT_ROLES, "schedule payouts")
+    actor.require(MANAGERS, "schedule payouts")
     payout = get_or_404(session, Payout, payout_id, "payout")
     if payout.status != PayoutStatus.DRAFT:
         raise InvalidTransition(
@@ -205,7 +204,7 @@ def mark_payout_paid(
     *,
     now: datetime | None = None,
 ) -> PayoutResult:
-    actor.require(PAYOUT_ROLES, "mark payouts as paid")
+    actor.require(MANAGERS, "mark payouts as paid")
     payout = get_or_404(session, Payout, payout_id, "payout")
     if payout.status != PayoutStatus.SCHEDULED:
         raise InvalidTransition(

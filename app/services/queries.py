@@ -31,16 +31,11 @@ from app.models import (
     StandStatus,
 )
 from app.services.base import get_or_404, transactional
+from app.services.refills import OPEN_STATES
 
 #: An active stand needs attention when a SKU is at or below its reorder point, or when it
 #: has not been counted for this long.
 COUNT_OVERDUE_DAYS = 28
-OPEN_REFILL_STATES = (
-    RefillStatus.REQUESTED,
-    RefillStatus.APPROVED,
-    RefillStatus.SCHEDULED,
-    RefillStatus.DELIVERED,
-)
 
 
 @dataclass(frozen=True)
@@ -154,7 +149,7 @@ def _stand_rows_query(now: datetime) -> Select[*tuple[Any, ...]]:
     )
     refills = (
         select(StandRefillOrder.stand_id.label("stand_id"), func.count().label("open"))
-        .where(StandRefillOrder.status.in_(OPEN_REFILL_STATES))
+        .where(StandRefillOrder.status.in_(OPEN_STATES))
         .group_by(StandRefillOrder.stand_id)
         .subquery()
     )

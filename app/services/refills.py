@@ -45,6 +45,8 @@ from app.models import (
 )
 from app.rules import local_date, round_money
 from app.services.base import (
+    MANAGERS,
+    STAFF,
     Actor,
     client_id,
     get_or_404,
@@ -79,41 +81,40 @@ TRANSITIONS: dict[RefillAction, Transition] = {
             RefillAction.APPROVE,
             (RefillStatus.REQUESTED,),
             RefillStatus.APPROVED,
-            (Role.MANAGER, Role.ADMIN),
+            MANAGERS,
         ),
         Transition(
             RefillAction.SCHEDULE,
             (RefillStatus.APPROVED,),
             RefillStatus.SCHEDULED,
-            (Role.MANAGER, Role.ADMIN),
+            MANAGERS,
         ),
         Transition(
             RefillAction.DELIVER,
             (RefillStatus.SCHEDULED,),
             RefillStatus.DELIVERED,
-            (Role.REP, Role.MANAGER, Role.ADMIN),
+            STAFF,
         ),
         Transition(
             RefillAction.CONFIRM,
             (RefillStatus.DELIVERED,),
             RefillStatus.CONFIRMED,
-            (Role.PARTNER, Role.REP, Role.MANAGER, Role.ADMIN),
+            (Role.PARTNER, *STAFF),
         ),
         Transition(
             RefillAction.REJECT,
             (RefillStatus.REQUESTED, RefillStatus.APPROVED),
             RefillStatus.REJECTED,
-            (Role.MANAGER, Role.ADMIN),
+            MANAGERS,
         ),
         Transition(
             RefillAction.CANCEL,
             (RefillStatus.REQUESTED, RefillStatus.APPROVED, RefillStatus.SCHEDULED),
             RefillStatus.CANCELLED,
-            (Role.REP, Role.MANAGER, Role.ADMIN),
+            STAFF,
         ),
     )
 }
-REQUEST_ROLES = (Role.REP, Role.MANAGER, Role.ADMIN)
 OPEN_STATES = (
     RefillStatus.REQUESTED,
     RefillStatus.APPROVED,
@@ -303,7 +304,7 @@ def request_refill(
 ) -> RefillResult:
     """Ask for a refill. ``quantities`` maps product (id, SKU or barcode) to units; without it,
     par minus on hand is used. Asking again with the same ``refill_id`` returns the first."""
-    actor.require(REQUEST_ROLES, "request refills")
+    actor.require(STAFF, "request refills")
     rid = client_id(refill_id, "refill_id")
     existing = session.get(StandRefillOrder, rid)
     if existing is not None:
@@ -655,7 +656,7 @@ def resolve_discrepancy(
 ) -> DiscrepancyResult:
     """Close a discrepancy. Accepting the partner's received figure posts a correction
     movement (received - delivered); keeping the delivered figure changes no stock."""
-    actor.require((Role.MANAGER, Role.ADMIN), "resolve delivery discrepancies")
+    actor.require(MANAGERS, "resolve delivery discrepancies")
     disc = get_or_404(session, RefillDiscrepancy, discrepancy_id, "discrepancy")
     if disc.status != DiscrepancyStatus.OPEN:
         raise InvalidTransition("This discrepancy is already resolved.", field="status")

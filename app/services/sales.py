@@ -26,7 +26,6 @@ from app.models import (
     Package,
     PaymentMethod,
     Product,
-    Role,
     StandInventory,
     StandOrder,
     StandOrderItem,
@@ -35,6 +34,7 @@ from app.models import (
 )
 from app.rules import round_money, sale_points
 from app.services.base import (
+    STAFF,
     Actor,
     client_id,
     get_or_404,
@@ -50,7 +50,6 @@ from app.services.inventory import open_stand, post_movement
 from app.services.loyalty import add_entry
 from app.services.onboarding import resolve_product
 
-SALE_ROLES = (Role.REP, Role.MANAGER, Role.ADMIN)
 MAX_LINE_QTY = 10_000
 
 
@@ -116,7 +115,7 @@ def record_sale(
     order_id: str | None = None,
 ) -> SaleResult:
     """Record a sale at a stand (see module docstring)."""
-    actor.require(SALE_ROLES, "record sales")
+    actor.require(STAFF, "record sales")
     oid = client_id(order_id, "order_id")
     existing = session.get(StandOrder, oid)
     if existing is not None:
@@ -311,7 +310,7 @@ def void_sale(
     void_id: str | None = None,
 ) -> VoidResult:
     """Void a sale with a compensating order: negated lines, stock back, points reversed."""
-    actor.require(SALE_ROLES, "void sales")
+    actor.require(STAFF, "void sales")
     order = get_or_404(session, StandOrder, order_id, "order")
     if order.kind != OrderKind.SALE:
         raise InvalidTransition("A void cannot itself be voided.", field="order_id")

@@ -641,8 +641,7 @@ def test_help_in_process(run: Cli) -> None:
 
 def test_installed_entry_point_help() -> None:
     exe = Path(sys.executable).parent / "standctl"
-    if not exe.exists():
-        pytest.skip(f"standctl is not installed next to {sys.executable}")
+    assert exe.exists(), f"the standctl entry point is not installed next to {sys.executable}"
     proc = subprocess.run(
         [str(exe), "--help"], capture_output=True, text=True, timeout=60, check=False
     )

@@ -69,7 +69,7 @@ def test_add_product_rejects_bad_input(
         "unit_cost": "0.80",
     }
     with pytest.raises(ValidationError) as err:
-        catalog_service.add_product(session, MANAGER, **{**base, **kwargs})  # type: ignore[arg-type]
+        catalog_service.add_product(session, MANAGER, **{**base, **kwargs})
     assert err.value.field == field
     assert message in err.value.message
     assert _count(session, Product) == 0
@@ -91,7 +91,7 @@ def test_duplicate_sku_or_barcode_is_refused(session: Session) -> None:
         with pytest.raises(ValidationError, match="exists"):
             catalog_service.add_product(
                 session, MANAGER, name="X", category="c", list_price="1", unit_cost="0.5", **kwargs
-            )  # type: ignore[arg-type]
+            )
     assert _count(session, Product) == 1
 
 

@@ -110,7 +110,7 @@ def test_unknown_filter_values_are_refused(
     session: Session, three: dict[str, StandFixture], kwargs: dict[str, str], field: str
 ) -> None:
     with pytest.raises(ValidationError) as err:
-        queries.list_stands(session, **kwargs)  # type: ignore[arg-type]
+        queries.list_stands(session, **kwargs)
     assert err.value.field == field
     assert "use one of" in err.value.message
 

@@ -521,7 +521,7 @@ def test_reject_and_cancel_need_a_reason(
 ) -> None:
     rid = refill_in(session, stand, S.REQUESTED)
     fn = refills.reject_refill if action == A.REJECT else refills.cancel_refill
-    err = assert_refused(factory, ValidationError, lambda: fn(session, MANAGER, rid, reason))  # type: ignore[arg-type]
+    err = assert_refused(factory, ValidationError, lambda: fn(session, MANAGER, rid, reason))
     assert err.field == "reason"
     assert refill_row(factory, rid).status == S.REQUESTED
 
@@ -681,7 +681,7 @@ def test_scheduling_needs_a_dealer(
         factory,
         ValidationError,
         lambda: refills.schedule_refill(session, MANAGER, rid, delivery_day(), dealer),
-    )  # type: ignore[arg-type]
+    )
     assert err.field == "dealer"
 
 
@@ -693,7 +693,7 @@ def test_scheduling_needs_a_date(
         factory,
         ValidationError,
         lambda: refills.schedule_refill(session, MANAGER, rid, None, "Nordgross"),
-    )  # type: ignore[arg-type]
+    )
 
 
 # ------------------------------------------------------------------ delivery

@@ -1,14 +1,28 @@
-"""GUI test hygiene: offscreen Qt, and a test fails if it leaves threads running."""
+"""GUI test hygiene and fixtures.
+
+- Qt runs offscreen; Qt warnings fail a test (pyproject: qt_log_level_fail).
+- A test fails if it leaves threads running.
+- ``ui_backend`` is a real migrated SQLite database with a catalog and two stands;
+  ``ctx`` is the UiContext views are built with (a manager by default; ``ctx_as(role)`` for
+  others). ``wait_idle(qtbot, ctx)`` waits until background work has finished and its
+  callbacks have run.
+"""
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from app.backend import Backend
+from app.models import Role
+from app.services.base import Actor
+from tests.conftest import StandFixture, make_stand
 
 
 @pytest.fixture(autouse=True)
@@ -22,3 +36,52 @@ def _no_dangling_threads(qapp: object) -> Iterator[None]:
         t for t in threading.enumerate() if t.ident not in before and t.is_alive() and not t.daemon
     ]
     assert not leftover, f"threads left running: {leftover}"
+
+
+@pytest.fixture
+def ui_backend(factory: object, catalog: object, db_url: str) -> Iterator[Backend]:
+    """The test database (migrated, with the catalog) opened the way the app opens it."""
+    backend = Backend.open(db_url)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture
+def two_stands(ui_backend: Backend) -> tuple[StandFixture, StandFixture]:
+    """Two active Growth stands (no stock yet) for different partners."""
+    return (
+        ui_backend.call(make_stand, name="Kiosk am Markt"),
+        ui_backend.call(make_stand, name="Café Central"),
+    )
+
+
+@pytest.fixture
+def ctx_as(qtbot: object, ui_backend: Backend) -> Iterator[Callable[[Role, str], object]]:
+    from ui.context import UiContext
+    from ui.tasks import TaskRunner
+
+    made: list[TaskRunner] = []
+
+    def make(role: Role = Role.MANAGER, user: str = "mgr.max") -> UiContext:
+        runner = TaskRunner()
+        made.append(runner)
+        return UiContext(ui_backend, runner, Actor(user, role))
+
+    yield make
+    for runner in made:
+        runner.wait()
+
+
+@pytest.fixture
+def ctx(ctx_as: Callable[..., object]) -> object:
+    return ctx_as(Role.MANAGER, "mgr.max")
+
+
+def wait_idle(qtbot: object, ctx: object, timeout: int = 10_000) -> None:
+    """Wait until the context's background work is done and its callbacks ran."""
+    qtbot.waitUntil(lambda: not ctx.runner.busy, timeout=timeout)
+
+
+@pytest.fixture
+def screenshot_dir(tmp_path: Path) -> Path:
+    return tmp_path

@@ -1,21 +1,37 @@
-"""``stand-os``: start the desktop application, or render a view to a PNG and exit.
+"""``stand-os``: start the desktop application, or render a screen to a PNG and exit.
 
-    stand-os [--data-dir DIR] [--demo] [--role ROLE]
-    stand-os --screenshot FILE.png --view stands [--size 1280x800] [--data-dir DIR]
+    stand-os [--data-dir DIR] [--demo] [--user NAME] [--role ROLE]
+    stand-os --screenshot FILE.png --view VIEW [--size 1280x800] [--data-dir DIR] [--demo]
 
 ``--demo`` uses a demo data folder of its own (seeded with a demo program on first use),
-never the user's real data folder.
+never the user's real data folder. VIEW is one of: today, stands, stand (the stand with the
+most to do), sale, count, refill, refills, onboarding, partners, settings.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import sys
+import time
 from pathlib import Path
 
-VIEWS = ("stands",)
-PLANNED_VIEWS = ("today", "stand", "sale", "count", "refill", "refills", "onboarding")
+VIEWS = (
+    "today",
+    "stands",
+    "stand",
+    "sale",
+    "count",
+    "refill",
+    "refills",
+    "onboarding",
+    "partners",
+    "settings",
+)
+#: Screens that show one stand; a screenshot opens them on the most interesting one.
+STAND_VIEWS = ("stand", "sale", "count", "refill")
+ROLES = ("admin", "manager", "rep", "partner")
 DEMO_STANDS, DEMO_DAYS, DEMO_SEED = 60, 180, 7
 
 
@@ -40,15 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--demo", action="store_true", help="use the demo data folder, seeded with a demo program"
     )
-    parser.add_argument(
-        "--role",
-        default=os.environ.get("STAND_OS_ROLE", "rep"),
-        choices=("admin", "manager", "rep", "partner"),
-    )
-    parser.add_argument("--screenshot", metavar="FILE.png", help="render a view and exit")
-    parser.add_argument(
-        "--view", default="stands", help=f"view to render with --screenshot: {', '.join(VIEWS)}"
-    )
+    parser.add_argument("--user", help="who is working (default: as set in Settings)")
+    parser.add_argument("--role", choices=ROLES, help="their role (default: as set in Settings)")
+    parser.add_argument("--screenshot", metavar="FILE.png", help="render a screen and exit")
+    parser.add_argument("--view", default="stands", choices=VIEWS, help="screen to render")
     parser.add_argument("--size", type=_size, default=(1280, 800), metavar="WxH")
     return parser
 
@@ -57,19 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.screenshot:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-        if args.view not in VIEWS:
-            planned = args.view in PLANNED_VIEWS
-            print(
-                f"stand-os: error: view {args.view!r} "
-                f"{'is not built yet' if planned else 'does not exist'}; "
-                f"available: {', '.join(VIEWS)}",
-                file=sys.stderr,
-            )
-            return 2
 
     from PySide6.QtCore import (
         QCoreApplication,
         QMessageLogContext,
+        QSettings,
         QtMsgType,
         qInstallMessageHandler,
     )
@@ -77,7 +80,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from app.backend import Backend
     from app.errors import DomainError
+    from app.models import Role
     from app.services import queries
+    from app.services.base import Actor
+    from ui.context import UiContext
     from ui.i18n import tr
     from ui.main_window import MainWindow
     from ui.tasks import TaskRunner
@@ -92,7 +98,16 @@ def main(argv: list[str] | None = None) -> int:
     QCoreApplication.setOrganizationName("StandProgram")
     QCoreApplication.setApplicationName("stand-os-demo" if args.demo else "stand-os")
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    # The same look on every platform; Fusion follows the system's light or dark scheme.
+    QApplication.setStyle("Fusion")
+
+    settings = QSettings()
+    user = args.user or os.environ.get("STAND_OS_USER") or settings.value("user/name")
+    role = args.role or os.environ.get("STAND_OS_ROLE") or settings.value("user/role") or "rep"
+    if role not in ROLES:
+        role = "rep"
     try:
+        actor = Actor(str(user or getpass.getuser()), Role(str(role)))
         backend = Backend.open_folder(args.data_dir, demo=args.demo)
     except (OSError, DomainError) as exc:
         if args.screenshot:
@@ -105,9 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     runner = TaskRunner()
-    window = MainWindow(backend, runner, role=args.role)
-
+    ctx = UiContext(backend, runner, actor)
+    window = MainWindow(ctx)
     needs_demo = args.demo and not backend.read(queries.list_stands, limit=1)
+
     if args.screenshot:
         from app.demo import generate_demo
 
@@ -115,11 +131,18 @@ def main(argv: list[str] | None = None) -> int:
             backend.with_factory(generate_demo, stands=DEMO_STANDS, days=DEMO_DAYS, seed=DEMO_SEED)
         window.resize(*args.size)
         window.show()
-        window.reload()
-        while window.loading:
+        arg: object = None
+        if args.view in STAND_VIEWS:
+            stands = backend.read(queries.list_stands, status="active")
+            if stands:
+                arg = max(stands, key=lambda r: (r.out_count + r.low_count, r.open_refills)).id
+        window.go(args.view, arg, remember=False)
+        deadline = time.monotonic() + 60
+        while window.busy and time.monotonic() < deadline:
             app.processEvents()
-            runner.wait(50)
-        app.processEvents()
+            runner.wait(20)
+        for _ in range(3):
+            app.processEvents()
         Path(args.screenshot).parent.mkdir(parents=True, exist_ok=True)
         ok = window.grab().save(args.screenshot)
         runner.wait()
@@ -129,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
 
-    window.resize(1280, 800)
+    if not settings.contains("main/geometry"):
+        window.resize(1280, 800)
     window.show()
     if needs_demo:
         from app.demo import generate_demo
@@ -139,13 +163,13 @@ def main(argv: list[str] | None = None) -> int:
         dialog.setMinimumDuration(0)
         dialog.setWindowTitle(tr("Demo data"))
 
+        def progress(phase: str, fraction: float) -> None:
+            dialog.setLabelText(tr("Creating the demo program: {phase}…").format(phase=phase))
+            dialog.setValue(int(fraction * 100))
+
         def done(_summary: object) -> None:
             dialog.close()
-            window.reload()
-
-        def progress(phase: str, fraction: float) -> None:
-            dialog.setLabelText(phase)
-            dialog.setValue(int(fraction * 100))
+            window.start()
 
         def failed(exc: Exception) -> None:
             dialog.close()
@@ -166,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             on_progress=progress,
         )
     else:
-        window.reload()
+        window.start()
     code = app.exec()
     runner.wait()
     backend.close()

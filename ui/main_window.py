@@ -1,113 +1,279 @@
-"""The main window: for now the list of stands, searchable, with the data folder shown.
+"""The main window: a navigation rail, one page per screen, menus with shortcuts and a
+status bar with the data folder, the signed-in person and the sync state.
 
-The full navigation (Today, Stands, Partners, Refills, Settings) arrives with the GUI issue;
-this window says so rather than pretending.
+Screens are created the first time they are shown. Going to another screen first asks the
+current one (``can_leave()``), so unsaved counts or a half-entered sale are never dropped
+without a question.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import Any, Protocol, cast
 
-from PySide6.QtCore import QSettings, QSortFilterProxyModel, Qt, QTimer
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
-    QHeaderView,
+    QButtonGroup,
+    QFrame,
+    QHBoxLayout,
     QLabel,
-    QLineEdit,
     QMainWindow,
-    QTableView,
+    QMessageBox,
+    QStackedWidget,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from app.backend import Backend
-from app.services import queries
+from app import __version__
+from ui.context import UiContext
 from ui.i18n import tr
-from ui.stands_model import SORT_ROLE, StandTableModel
-from ui.tasks import TaskRunner
+from ui.resources import icon
+from ui.widgets import TOUCH
+
+
+class Screen(Protocol):
+    """What the window needs of every screen (see ui/views/__init__.py)."""
+
+    title: str
+    loading: bool
+
+    def refresh(self) -> None: ...
+
+
+#: Screens in the navigation rail: (name, label, icon, shortcut).
+RAIL = (
+    ("today", "Today", "today", "Ctrl+1"),
+    ("stands", "Stands", "stands", "Ctrl+2"),
+    ("partners", "Partners", "partners", "Ctrl+3"),
+    ("refills", "Refills", "refills", "Ctrl+4"),
+    ("settings", "Settings", "settings", "Ctrl+5"),
+)
+
+#: Where each screen lives: name -> (module, class).
+SCREENS = {
+    "today": ("ui.views.today", "TodayView"),
+    "stands": ("ui.views.stands", "StandsView"),
+    "partners": ("ui.views.partners", "PartnersView"),
+    "refills": ("ui.views.refills", "RefillsView"),
+    "settings": ("ui.views.settings", "SettingsView"),
+    "stand": ("ui.views.stand_detail", "StandDetailView"),
+    "sale": ("ui.views.sale", "SaleView"),
+    "count": ("ui.views.count", "CountView"),
+    "refill": ("ui.views.refill_dialogs", "RefillRequestView"),
+    "onboarding": ("ui.views.onboarding", "OnboardingView"),
+}
+
+#: Screens reached from another one; they show a Back button and belong to this rail item.
+PARENT = {
+    "stand": "stands",
+    "sale": "stands",
+    "count": "stands",
+    "refill": "stands",
+    "onboarding": "partners",
+}
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, backend: Backend, runner: TaskRunner, *, role: str = "rep") -> None:
+    def __init__(self, ctx: UiContext) -> None:
         super().__init__()
-        self.backend, self.runner = backend, runner
-        self.setWindowTitle(tr("Stand Program OS"))
+        self.ctx = ctx
         self.setObjectName("MainWindow")
+        self.setWindowTitle(tr("Stand Program OS"))
+        self.setMinimumSize(1000, 580)
+        self.views: dict[str, QWidget] = {}
+        self.current: str | None = None
+        self.history: list[tuple[str, object]] = []
 
-        self.search = QLineEdit(placeholderText=tr("Search stands, partners, cities…"))
-        self.search.setClearButtonEnabled(True)
-        self.search.setMinimumHeight(40)
-        self.model = StandTableModel(self)
-        self.proxy = QSortFilterProxyModel(self)
-        self.proxy.setSourceModel(self.model)
-        self.proxy.setSortRole(SORT_ROLE)
-        self.table = QTableView()
-        self.table.setModel(self.proxy)
-        self.table.setSortingEnabled(True)
-        self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
-        self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
-        self.table.setAlternatingRowColors(True)
-        self.table.verticalHeader().setVisible(False)
-        header = self.table.horizontalHeader()
-        # Names get the room; short columns take what their content needs.
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        self.notice = QLabel(
-            tr(
-                "Stand detail, sales, counts, refills and onboarding screens "
-                "are not built yet; use the standctl command line for them."
-            )
-        )
-        self.notice.setWordWrap(True)
-        self.empty = QLabel(tr("No stands yet."))
-        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.empty.hide()
+        self.rail_buttons = QButtonGroup(self)
+        self.rail_buttons.setExclusive(True)
+        rail = QFrame()
+        rail.setObjectName("Rail")
+        rail.setFrameShape(QFrame.Shape.NoFrame)
+        rail_layout = QVBoxLayout(rail)
+        rail_layout.setContentsMargins(4, 8, 4, 8)
+        rail_layout.setSpacing(4)
+        for name, label, icon_name, shortcut in RAIL:
+            button = QToolButton()
+            button.setText(tr(label))
+            button.setIcon(icon(icon_name))
+            button.setCheckable(True)
+            button.setAutoRaise(True)
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
+            button.setMinimumSize(84, 60)
+            button.setToolTip(f"{tr(label)} ({shortcut})")
+            button.setObjectName(f"rail_{name}")
+            button.clicked.connect(lambda _=False, n=name: self.go(n))
+            self.rail_buttons.addButton(button)
+            rail_layout.addWidget(button)
+        rail_layout.addStretch(1)
+
+        self.back_button = QToolButton()
+        self.back_button.setIcon(icon("back"))
+        self.back_button.setText(tr("Back"))
+        self.back_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.back_button.setMinimumHeight(TOUCH)
+        self.back_button.setToolTip(tr("Back (Alt+Left)"))
+        self.back_button.clicked.connect(self.back)
+        self.page_title = QLabel()
+        self.page_title.setObjectName("PageTitle")
+        font = self.page_title.font()
+        font.setPointSizeF(font.pointSizeF() * 1.35)
+        font.setBold(True)
+        self.page_title.setFont(font)
+        title_row = QHBoxLayout()
+        title_row.addWidget(self.back_button)
+        title_row.addWidget(self.page_title, 1)
+
+        self.stack = QStackedWidget()
+        page = QWidget()
+        page_layout = QVBoxLayout(page)
+        page_layout.setContentsMargins(8, 8, 8, 0)
+        page_layout.addLayout(title_row)
+        page_layout.addWidget(self.stack, 1)
 
         central = QWidget()
-        layout = QVBoxLayout(central)
-        layout.addWidget(self.search)
-        layout.addWidget(self.table, 1)
-        layout.addWidget(self.empty, 1)
-        layout.addWidget(self.notice)
+        layout = QHBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(rail)
+        line = QFrame()
+        line.setFrameShape(QFrame.Shape.VLine)
+        line.setFrameShadow(QFrame.Shadow.Sunken)
+        layout.addWidget(line)
+        layout.addWidget(page, 1)
         self.setCentralWidget(central)
 
-        self.count_label = QLabel()
-        self.statusBar().addWidget(self.count_label)
-        self.statusBar().addPermanentWidget(QLabel(tr("Role: {role}").format(role=role)))
-        self.statusBar().addPermanentWidget(
-            QLabel(tr("Data: {path}").format(path=backend.location))
+        self.message = QLabel()
+        self.statusBar().addWidget(self.message, 1)
+        self.sync_label = QLabel(tr("Sync: not set up"))
+        self.sync_label.setToolTip(
+            tr(
+                "Sync with the program's server arrives in a later version; everything is "
+                "saved on this device."
+            )
         )
+        self.statusBar().addPermanentWidget(self.sync_label)
+        self.statusBar().addPermanentWidget(
+            QLabel(tr("{user} ({role})").format(user=ctx.actor.user, role=tr(ctx.actor.role.value)))
+        )
+        folder = QLabel(tr("Data: {path}").format(path=ctx.backend.location))
+        folder.setToolTip(ctx.backend.location)
+        self.statusBar().addPermanentWidget(folder)
+        self._clear_message = QTimer(self, singleShot=True, interval=8000)
+        self._clear_message.timeout.connect(lambda: self.message.setText(""))
+        ctx.status.connect(self.show_message)
+        ctx.navigate.connect(self.go)
 
-        self._debounce = QTimer(self, singleShot=True, interval=200)
-        self._debounce.timeout.connect(self.reload)
-        self.search.textChanged.connect(lambda _t: self._debounce.start())
-        self.loading = False
+        self._build_menus()
         self._restore()
 
-    def reload(self) -> None:
-        self.loading = True
-        self.count_label.setText(tr("Loading…"))
-        self.runner.run_db(
-            self.backend.read,
-            queries.list_stands,
-            search=self.search.text() or None,
-            on_done=self._show_rows,
-            on_error=self._show_error,
-        )
+    # ------------------------------------------------------------------ navigation
 
-    def _show_rows(self, rows: list[Any]) -> None:
-        self.loading = False
-        self.model.set_rows(rows)
-        self.table.setVisible(bool(rows) or bool(self.search.text()))
-        self.empty.setVisible(not rows and not self.search.text())
-        attention = sum(1 for r in rows if r.needs_attention)
-        self.count_label.setText(
-            tr("{n} stands, {a} need attention").format(n=len(rows), a=attention)
-        )
+    def view(self, name: str) -> QWidget:
+        """The screen called ``name``, created on first use."""
+        if name not in self.views:
+            module_name, class_name = SCREENS[name]
+            cls = getattr(importlib.import_module(module_name), class_name)
+            widget = cls(self.ctx)
+            self.views[name] = widget
+            self.stack.addWidget(widget)
+        return self.views[name]
 
-    def _show_error(self, exc: Exception) -> None:
-        self.loading = False
-        self.count_label.setText(tr("Could not load stands: {error}").format(error=exc))
+    def go(self, name: str, arg: object = None, *, remember: bool = True) -> bool:
+        """Show a screen; ``arg`` is handed to its ``open()`` (a stand id, say)."""
+        if self.current is not None:
+            leaving = self.views.get(self.current)
+            can_leave = getattr(leaving, "can_leave", None)
+            if name != self.current and callable(can_leave) and not can_leave():
+                self._check_rail(self.current)
+                return False
+            if remember and (name, arg) != (self.current, None):
+                self.history.append((self.current, getattr(self, "_current_arg", None)))
+                del self.history[:-20]
+        widget = self.view(name)
+        self.stack.setCurrentWidget(widget)
+        self.current = name
+        self._current_arg = arg
+        opener = getattr(widget, "open", None)
+        if arg is not None and callable(opener):
+            opener(arg)
+        else:
+            cast(Screen, widget).refresh()
+        self.page_title.setText(tr(getattr(widget, "title", name.capitalize())))
+        self.back_button.setVisible(name in PARENT and bool(self.history))
+        self._check_rail(PARENT.get(name, name))
+        QSettings().setValue("main/view", PARENT.get(name, name))
+        return True
+
+    def back(self) -> None:
+        while self.history:
+            name, arg = self.history.pop()
+            if name != self.current or arg is not None:
+                self.go(name, arg, remember=False)
+                return
+
+    def _check_rail(self, name: str) -> None:
+        for button in self.rail_buttons.buttons():
+            button.setChecked(button.objectName() == f"rail_{name}")
+
+    @property
+    def busy(self) -> bool:
+        """True while any screen is loading or background work is running."""
+        loading = any(getattr(v, "loading", False) for v in self.views.values())
+        return self.ctx.runner.busy or loading
+
+    # ------------------------------------------------------------------ chrome
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu(tr("&File"))
+        self._action(file_menu, tr("&New partner…"), "Ctrl+N", lambda: self.go("onboarding"))
+        file_menu.addSeparator()
+        self._action(file_menu, tr("&Quit"), QKeySequence.StandardKey.Quit, self.close)
+
+        go_menu = bar.addMenu(tr("&Go"))
+        group = QActionGroup(self)
+        for name, label, _icon, shortcut in RAIL:
+            action = self._action(go_menu, tr(label), shortcut, lambda n=name: self.go(n))
+            group.addAction(action)
+        go_menu.addSeparator()
+        self._action(go_menu, tr("&Back"), "Alt+Left", self.back)
+
+        view_menu = bar.addMenu(tr("&View"))
+        self._action(view_menu, tr("&Refresh"), QKeySequence.StandardKey.Refresh, self.refresh)
+
+        help_menu = bar.addMenu(tr("&Help"))
+        self._action(help_menu, tr("&About Stand Program OS"), None, self._about)
+
+    def _action(self, menu: Any, text: str, shortcut: Any, slot: Any) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+            action.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
+        action.triggered.connect(lambda _=False: slot())
+        menu.addAction(action)
+        self.addAction(action)
+        return action
+
+    def refresh(self) -> None:
+        if self.current is not None:
+            cast(Screen, self.views[self.current]).refresh()
+
+    def show_message(self, text: str) -> None:
+        self.message.setText(text)
+        self._clear_message.start()
+
+    def _about(self) -> None:
+        QMessageBox.about(
+            self,
+            tr("About Stand Program OS"),
+            tr(
+                "Stand Program OS {version}\n\nRun a retail stand program, online or offline.\n"
+                "Data folder: {path}"
+            ).format(version=__version__, path=self.ctx.backend.location),
+        )
 
     def _restore(self) -> None:
         settings = QSettings()
@@ -115,7 +281,17 @@ class MainWindow(QMainWindow):
         if geometry is not None:
             self.restoreGeometry(geometry)
 
+    def start(self) -> None:
+        """Show the screen the user had open last time (Today on first start)."""
+        last = str(QSettings().value("main/view", "today"))
+        self.go(last if last in {n for n, *_ in RAIL} else "today", remember=False)
+
     def closeEvent(self, event: Any) -> None:
+        current = self.views.get(self.current or "")
+        can_leave = getattr(current, "can_leave", None)
+        if callable(can_leave) and not can_leave():
+            event.ignore()
+            return
         QSettings().setValue("main/geometry", self.saveGeometry())
-        self.runner.wait()
+        self.ctx.runner.wait()
         super().closeEvent(event)

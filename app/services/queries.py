@@ -20,6 +20,7 @@ from app.models import (
     LocationType,
     LoyaltyTier,
     Package,
+    PartnerStatus,
     Product,
     RefillStatus,
     StandInventory,
@@ -368,4 +369,83 @@ def list_refills(
             n,
         )
         for r, name, n in session.execute(stmt)
+    ]
+
+
+@dataclass(frozen=True)
+class PartnerRow:
+    id: str
+    name: str
+    contact_name: str
+    status: str
+    region: str | None
+    package_code: str
+    package_name: str
+    tier_code: str
+    tier_name: str
+    loyalty_balance: int
+    stand_count: int
+
+
+@transactional
+def list_partners(
+    session: Session, *, search: str | None = None, status: str | None = None
+) -> list[PartnerRow]:
+    """Partners with their package, tier, points balance and number of (not removed) stands."""
+    status = _choice(status, PartnerStatus, "status", "partner status")
+    points = (
+        select(
+            StandLoyaltyLedger.partner_id.label("partner_id"),
+            func.sum(StandLoyaltyLedger.points).label("points"),
+        )
+        .group_by(StandLoyaltyLedger.partner_id)
+        .subquery()
+    )
+    stands = (
+        select(StandLocation.partner_id.label("partner_id"), func.count().label("n"))
+        .where(StandLocation.status != StandStatus.REMOVED)
+        .group_by(StandLocation.partner_id)
+        .subquery()
+    )
+    stmt = (
+        select(
+            StandPartner,
+            Package.code,
+            Package.name,
+            LoyaltyTier.code,
+            LoyaltyTier.name,
+            func.coalesce(points.c.points, 0),
+            func.coalesce(stands.c.n, 0),
+        )
+        .join(Package, Package.id == StandPartner.package_id)
+        .join(LoyaltyTier, LoyaltyTier.id == StandPartner.loyalty_tier_id)
+        .outerjoin(points, points.c.partner_id == StandPartner.id)
+        .outerjoin(stands, stands.c.partner_id == StandPartner.id)
+        .order_by(StandPartner.name, StandPartner.id)
+    )
+    if search:
+        like = f"%{search.strip().lower()}%"
+        stmt = stmt.where(
+            or_(
+                func.lower(StandPartner.name).like(like),
+                func.lower(StandPartner.contact_name).like(like),
+            )
+        )
+    if status:
+        stmt = stmt.where(StandPartner.status == status)
+    return [
+        PartnerRow(
+            p.id,
+            p.name,
+            p.contact_name,
+            p.status.value,
+            p.region,
+            pcode,
+            pname,
+            tcode,
+            tname,
+            _int(balance),
+            _int(n),
+        )
+        for p, pcode, pname, tcode, tname, balance, n in session.execute(stmt)
     ]

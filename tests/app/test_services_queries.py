@@ -151,3 +151,19 @@ def test_list_refills(session: Session, three: dict[str, StandFixture]) -> None:
     assert _by_name(queries.list_stands(session))["Café Süd"].open_refills == 1
     with pytest.raises(ValidationError):
         queries.list_refills(session, status="lost")
+
+
+def test_list_partners(session: Session, three: dict[str, StandFixture]) -> None:
+    rows = {r.name: r for r in queries.list_partners(session)}
+    assert set(rows) == {"Kiosk Nord GmbH", "Café Süd GmbH", "Apotheke West GmbH"}
+    kiosk = rows["Kiosk Nord GmbH"]
+    assert (kiosk.package_code, kiosk.tier_code, kiosk.stand_count) == ("growth", "bronze", 1)
+    assert kiosk.loyalty_balance == loyalty.balance(session, kiosk.id)
+    assert rows["Apotheke West GmbH"].status == "onboarding"
+    assert rows["Apotheke West GmbH"].loyalty_balance == 0
+    assert [r.name for r in queries.list_partners(session, search="süd")] == ["Café Süd GmbH"]
+    assert [r.name for r in queries.list_partners(session, status="onboarding")] == [
+        "Apotheke West GmbH"
+    ]
+    with pytest.raises(ValidationError):
+        queries.list_partners(session, status="gone")

@@ -202,6 +202,7 @@ class MainWindow(QMainWindow):
         else:
             cast(Screen, widget).refresh()
         self.page_title.setText(tr(getattr(widget, "title", name.capitalize())))
+        self._fill_screen_menu(widget)
         self.back_button.setVisible(name in PARENT and bool(self.history))
         self._check_rail(PARENT.get(name, name))
         QSettings().setValue("main/view", PARENT.get(name, name))
@@ -213,6 +214,13 @@ class MainWindow(QMainWindow):
             if name != self.current or arg is not None:
                 self.go(name, arg, remember=False)
                 return
+
+    def _fill_screen_menu(self, widget: QWidget) -> None:
+        self.screen_menu.clear()
+        for action in widget.actions():
+            if action.text() and not action.isSeparator():
+                self.screen_menu.addAction(action)
+        self.screen_menu.setEnabled(not self.screen_menu.isEmpty())
 
     def _check_rail(self, name: str) -> None:
         for button in self.rail_buttons.buttons():
@@ -240,6 +248,10 @@ class MainWindow(QMainWindow):
             group.addAction(action)
         go_menu.addSeparator()
         self._action(go_menu, tr("&Back"), "Alt+Left", self.back)
+
+        # The current screen's own actions (save, undo, find...), with their shortcuts.
+        self.screen_menu = bar.addMenu(tr("&Screen"))
+        self.screen_menu.setEnabled(False)
 
         view_menu = bar.addMenu(tr("&View"))
         self._action(view_menu, tr("&Refresh"), QKeySequence.StandardKey.Refresh, self.refresh)

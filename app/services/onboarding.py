@@ -180,7 +180,7 @@ def _validate_stand(stand: StandInput) -> dict[str, object]:
     if len(country) != 2 or not country.isalpha():
         raise ValidationError("Country must be a two-letter code such as DE.", field="country")
     return {
-        "name": require_text(stand.name, "name", "Stand name"),
+        "name": require_text(stand.name, "stand_name", "Stand name"),
         "address": require_text(stand.address, "address", "Address", max_len=200),
         "city": require_text(stand.city, "city", "City", max_len=80),
         "postal_code": optional_text(stand.postal_code, "postal_code", "Postal code", max_len=16),

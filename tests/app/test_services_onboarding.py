@@ -424,7 +424,7 @@ BAD_STAND = [
         {"timezone": "Mars/Olympus_Mons"}, "timezone", "Mars/Olympus_Mons", id="unknown-tz"
     ),
     pytest.param({"timezone": ""}, "timezone", "time zone", id="empty-tz"),
-    pytest.param({"name": ""}, "name", "Stand name", id="empty-name"),
+    pytest.param({"name": ""}, "stand_name", "Stand name", id="empty-name"),
     pytest.param({"address": "  "}, "address", "Address", id="blank-address"),
     pytest.param({"city": ""}, "city", "City", id="empty-city"),
     pytest.param({"capacity_units": 0}, "capacity_units", "at least 1", id="capacity-0"),

@@ -26,6 +26,17 @@ from tests.conftest import StandFixture, make_stand
 
 
 @pytest.fixture(autouse=True)
+def _private_settings(qapp: object, tmp_path: Path) -> None:
+    """Each test gets its own QSettings file, never the user's (window state, last view)."""
+    from PySide6.QtCore import QCoreApplication, QSettings
+
+    QCoreApplication.setOrganizationName("StandProgramTests")
+    QCoreApplication.setApplicationName("stand-os-tests")
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "qs"))
+
+
+@pytest.fixture(autouse=True)
 def _no_dangling_threads(qapp: object) -> Iterator[None]:
     from PySide6.QtCore import QThreadPool
 

@@ -9,10 +9,14 @@ from decimal import Decimal
 from typing import Any
 
 from PySide6.QtCore import QDate, QDateTime, QLocale, Qt, QTime, Signal
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QScrollArea,
+    QScroller,
     QSizePolicy,
     QToolButton,
     QWidget,
@@ -155,3 +159,21 @@ class EmptyState(QLabel):
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setWordWrap(True)
         self.setStyleSheet("color: palette(mid); font-size: 15px; padding: 24px;")
+
+
+def kinetic(area: QAbstractItemView | QScrollArea) -> None:
+    """Flick-to-scroll with a finger, pixel by pixel (mouse and wheel work as before)."""
+    if isinstance(area, QAbstractItemView):
+        area.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+    QScroller.grabGesture(area.viewport(), QScroller.ScrollerGestureType.TouchGesture)
+
+
+def with_shortcut(text: str, action: QAction) -> str:
+    """A tooltip that names the action's shortcuts, as the user's keyboard shows them."""
+    keys = ", ".join(s.toString(QKeySequence.SequenceFormat.NativeText) for s in action.shortcuts())
+    return f"{text} ({keys})" if keys else text
+
+
+def plural(n: int, one: str, many: str) -> str:
+    """``one`` or ``many`` (translated), with ``{n}`` filled in: "1 item", "3 items"."""
+    return (tr(one) if n == 1 else tr(many)).format(n=n)

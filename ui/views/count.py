@@ -34,8 +34,18 @@ from app.services.field_views import StandStock, StockItem
 from app.services.inventory import MAX_QTY, CountResult
 from ui.context import Changed, UiContext
 from ui.i18n import tr
-from ui.views.sale import OK_STYLE, kinetic, matches, plural, search_text, with_shortcut
-from ui.widgets import TOUCH, EmptyState, FieldError, Stepper, local_time, show_error
+from ui.views.sale import OK_STYLE, matches, search_text
+from ui.widgets import (
+    TOUCH,
+    EmptyState,
+    FieldError,
+    Stepper,
+    kinetic,
+    local_time,
+    plural,
+    show_error,
+    with_shortcut,
+)
 
 SHORT_COLOUR = "#c62828"
 OVER_COLOUR = "#1565c0"

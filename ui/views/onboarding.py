@@ -37,7 +37,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QRadioButton,
     QScrollArea,
-    QScroller,
     QSizePolicy,
     QStackedWidget,
     QToolButton,
@@ -62,7 +61,7 @@ from app.services.onboarding_views import (
 from ui.context import Changed, UiContext
 from ui.i18n import tr
 from ui.labels import LabelData, export_pdf, export_png, render_label
-from ui.widgets import TOUCH, FieldError, Stepper, money, show_error
+from ui.widgets import TOUCH, FieldError, Stepper, kinetic, money, show_error
 
 PARTNER, PACKAGE, STAND, ASSORTMENT, REVIEW, DONE = range(6)
 STEP_NAMES = ("Partner", "Package", "Stand", "Assortment", "Review")
@@ -383,7 +382,7 @@ class OnboardingView(QWidget):
         area.setWidgetResizable(True)
         area.setFrameShape(QFrame.Shape.NoFrame)
         area.setWidget(page)
-        QScroller.grabGesture(area.viewport(), QScroller.ScrollerGestureType.TouchGesture)
+        kinetic(area)
         return area
 
     def _line(self, name: str, max_len: int, placeholder: str = "") -> QLineEdit:
@@ -550,7 +549,7 @@ class OnboardingView(QWidget):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         header.setStretchLastSection(False)
         self.tree.itemChanged.connect(self._on_item_changed)
-        QScroller.grabGesture(self.tree.viewport(), QScroller.ScrollerGestureType.TouchGesture)
+        kinetic(self.tree)
         self.assortment_empty = QLabel()
         self.assortment_empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.assortment_empty.setWordWrap(True)

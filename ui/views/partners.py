@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QScroller,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -22,7 +21,7 @@ from PySide6.QtWidgets import (
 from app.services import loyalty, queries
 from ui.context import Changed, UiContext
 from ui.i18n import tr
-from ui.widgets import TOUCH, EmptyState
+from ui.widgets import TOUCH, EmptyState, kinetic
 
 Index = QModelIndex | QPersistentModelIndex
 ID_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -127,7 +126,7 @@ class PartnersView(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        QScroller.grabGesture(self.table.viewport(), QScroller.ScrollerGestureType.TouchGesture)
+        kinetic(self.table)
         self.empty = EmptyState(tr("No partners yet. Sign up the first one with New partner."))
         self.empty.hide()
         self.message = QLabel()

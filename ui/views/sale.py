@@ -37,7 +37,6 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPushButton,
     QScrollArea,
-    QScroller,
     QSizePolicy,
     QStackedWidget,
     QToolButton,
@@ -54,7 +53,18 @@ from app.services.field_views import StandStock, StockItem
 from app.services.sales import MAX_LINE_QTY, SaleLine, SaleResult, VoidResult
 from ui.context import Changed, UiContext
 from ui.i18n import tr
-from ui.widgets import TOUCH, EmptyState, FieldError, Stepper, local_time, money, show_error
+from ui.widgets import (
+    TOUCH,
+    EmptyState,
+    FieldError,
+    Stepper,
+    kinetic,
+    local_time,
+    money,
+    plural,
+    show_error,
+    with_shortcut,
+)
 
 PRODUCT_ROLE = Qt.ItemDataRole.UserRole + 1
 SEARCH_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -69,24 +79,6 @@ PAYMENT_METHODS = (
     ("qr", "QR", "QR code", "Alt+2"),
     ("card", "Card", "card", "Alt+3"),
 )
-
-
-def kinetic(area: QAbstractItemView | QScrollArea) -> None:
-    """Flick-to-scroll with a finger, pixel by pixel (mouse and wheel work as before)."""
-    if isinstance(area, QAbstractItemView):
-        area.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
-    QScroller.grabGesture(area.viewport(), QScroller.ScrollerGestureType.TouchGesture)
-
-
-def with_shortcut(text: str, action: QAction) -> str:
-    """A tooltip that names the action's shortcuts, as the user's keyboard shows them."""
-    keys = ", ".join(s.toString(QKeySequence.SequenceFormat.NativeText) for s in action.shortcuts())
-    return f"{text} ({keys})" if keys else text
-
-
-def plural(n: int, one: str, many: str) -> str:
-    """``one`` or ``many`` (translated), with ``{n}`` filled in: "1 item", "3 items"."""
-    return (tr(one) if n == 1 else tr(many)).format(n=n)
 
 
 def parse_price(text: str) -> Decimal | None:

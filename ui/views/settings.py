@@ -26,7 +26,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QScrollArea,
-    QScroller,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
@@ -37,7 +36,7 @@ from app.models import Role
 from app.services.onboarding_views import DeviceSummary, device_summary
 from ui.context import Changed, UiContext
 from ui.i18n import tr
-from ui.widgets import TOUCH, FieldError, local_time
+from ui.widgets import TOUCH, FieldError, kinetic, local_time
 
 ROLE_NAMES = {
     Role.REP: "Field rep",
@@ -255,7 +254,7 @@ class SettingsView(QWidget):
         area.setWidgetResizable(True)
         area.setFrameShape(QFrame.Shape.NoFrame)
         area.setWidget(page)
-        QScroller.grabGesture(area.viewport(), QScroller.ScrollerGestureType.TouchGesture)
+        kinetic(area)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(area)

@@ -155,3 +155,18 @@ def test_screenshot_command_renders_a_screen(tmp_path: Path) -> None:
     image = QImage(str(out))
     assert (image.width(), image.height()) == (1024, 600)
     assert result.stderr == ""
+
+
+def test_partner_stands_open_filtered(qtbot, window, two_stands) -> None:
+    window.go("partners")
+    _settle(qtbot, window)
+    partners = window.views["partners"]
+    row = next(i for i, r in enumerate(partners.model.rows) if r.id == two_stands[1].partner_id)
+    partners.table.selectRow(row)
+    partners.stands_button.click()
+    _settle(qtbot, window)
+    stands = window.views["stands"]
+    assert window.current == "stands"
+    assert stands.model.rowCount() == 1
+    assert stands.filters().partner_id == two_stands[1].partner_id
+    assert "Café Central" in stands.partner_combo.currentText()

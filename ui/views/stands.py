@@ -129,6 +129,7 @@ class StandsView(QWidget):
         )
         self.partner_combo.setAccessibleName(tr("Partner"))
         self.partner_combo.setToolTip(tr("Only the stands of one partner; type to find them"))
+        self._pending_partner: str | None = None
         self._partner_model = QStringListModel([tr("All partners")], self)
         self.partner_combo.setModel(self._partner_model)
         completer = QCompleter(self._partner_model, self.partner_combo)
@@ -273,6 +274,12 @@ class StandsView(QWidget):
             needs_attention=True if self.attention.isChecked() else None,
         )
 
+    def open(self, arg: object) -> None:
+        """Show the stands of one partner: ``open({"partner_id": ...})`` (Partners screen)."""
+        partner_id = arg.get("partner_id") if isinstance(arg, dict) else None
+        self._pending_partner = partner_id if isinstance(partner_id, str) else None
+        self.refresh()
+
     def refresh(self) -> None:
         """Load everything again (filter choices, ids, rows), keeping the place in the list."""
         self._load_choices()
@@ -389,6 +396,7 @@ class StandsView(QWidget):
             return
         rep = self.rep_combo.currentData()
         partner = self._partner_id()
+        self._pending_partner = None
         self.rep_combo.blockSignals(True)
         while self.rep_combo.count() > 1:
             self.rep_combo.removeItem(1)
@@ -516,6 +524,8 @@ class StandsView(QWidget):
         return (self.status_combo, self.type_combo, self.rep_combo)
 
     def _partner_id(self) -> str | None:
+        if self._pending_partner is not None:  # asked for before the choices have loaded
+            return self._pending_partner
         row = self.partner_combo.currentIndex()
         if 0 < row < len(self._partner_ids) and self.partner_combo.currentText():
             return self._partner_ids[row]

@@ -37,16 +37,18 @@ test: lint
 ## bench: benchmarks at scale (prints figures; not part of the test run)
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/bench_demo.py --stands 500 --days 365
+	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/bench_stand_list.py --gc-freeze
 
-## screenshots: render the README's screenshots from a demo program (offscreen)
+## screenshots: render every screen at 1280x800 and 1024x600 from a demo program (offscreen)
 SHOTS_DATA ?= build/screenshot-data
+SHOTS_VIEWS = today stands stand sale count refill refills onboarding partners settings
 screenshots: $(VENV)/.installed-run
-	rm -rf $(SHOTS_DATA)
+	rm -rf $(SHOTS_DATA) docs/screenshots
 	mkdir -p docs/screenshots
-	$(BIN)/stand-os --demo --data-dir $(SHOTS_DATA) --view stands --size 1280x800 \
-		--screenshot docs/screenshots/stands-1280x800.png
-	$(BIN)/stand-os --demo --data-dir $(SHOTS_DATA) --view stands --size 1024x600 \
-		--screenshot docs/screenshots/stands-1024x600.png
+	for view in $(SHOTS_VIEWS); do for size in 1280x800 1024x600; do \
+		$(BIN)/stand-os --demo --data-dir $(SHOTS_DATA) --view $$view --size $$size \
+			--screenshot docs/screenshots/$$view-$$size.png || exit 1; \
+	done; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, QTimer
-from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -99,7 +98,7 @@ class PartnersView(QWidget):
             self.status_filter.addItem(tr(status.capitalize()), status)
         self.new_button = QPushButton(tr("New partner…"))
         self.new_button.setMinimumHeight(TOUCH)
-        self.new_button.setShortcut(QKeySequence("Ctrl+N"))
+        # Ctrl+N itself belongs to the window's File > New partner (one owner per shortcut).
         self.new_button.setToolTip(tr("Sign up a new partner with a first stand (Ctrl+N)"))
         self.activate_button = QPushButton(tr("Activate"))
         self.activate_button.setMinimumHeight(TOUCH)

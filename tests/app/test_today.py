@@ -1,0 +1,209 @@
+"""The rep's visit list (app/services/today.py) on a hand-built program whose order is known.
+
+Every stand below is built so that one reason, or a known pair, applies; the expected scores
+are worked out by hand from the rule in ``visit_list``'s docstring, not from the code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from app.clock import utcnow
+from app.db import SessionFactory
+from app.models import StandInventory, StandLocation
+from app.rules import local_date
+from app.services import inventory, refills, sales
+from app.services.base import Actor
+from app.services.today import visit_list
+from tests.conftest import MANAGER, OTHER_REP, REP, CatalogProduct, make_stand
+
+NOW = utcnow().replace(microsecond=0)
+PAR, REORDER, CAPACITY = 20, 5, 40
+
+
+@dataclass(frozen=True)
+class Program:
+    ids: dict[str, str]  # stand name -> id
+    p0: str
+    p1: str
+    refills: dict[str, str]
+
+
+def _at(days: float) -> datetime:
+    return NOW - timedelta(days=days)
+
+
+def _stand(
+    s: Session, name: str, p0: str, p1: str, *, rep: Actor = REP, activate: bool = True
+) -> str:
+    stand = make_stand(s, name=name, products=[p0, p1], activate=activate)
+    # Placed two months ago (onboarding stamps the real clock), so a full window of sales.
+    with s.begin():
+        s.execute(
+            update(StandLocation)
+            .where(StandLocation.id == stand.stand_id)
+            .values(assigned_rep=rep.user, created_at=_at(60))
+        )
+        s.execute(
+            update(StandInventory)
+            .where(StandInventory.stand_id == stand.stand_id)
+            .values(created_at=_at(60))
+        )
+    for pid in (p0, p1):
+        inventory.set_levels(
+            s, rep, stand.stand_id, pid, capacity=CAPACITY, par_level=PAR, reorder_point=REORDER
+        )
+    return stand.stand_id
+
+
+def _sell(s: Session, stand_id: str, product: str, units: int, *, days_ago: float) -> str:
+    return sales.record_sale(
+        s, REP, stand_id, [sales.SaleLine(product, units)], "cash", occurred_at=_at(days_ago)
+    ).order_id
+
+
+def _count(s: Session, stand_id: str, counts: dict[str, int], *, days_ago: float) -> None:
+    inventory.record_count(s, REP, stand_id, counts, counted_at=_at(days_ago))
+
+
+def _scheduled(s: Session, stand_id: str, product: str, *, days_ago: int = 0) -> str:
+    """A refill scheduled for the stand's local day ``days_ago`` days back (0: today)."""
+    when = _at(days_ago)
+    rid = refills.request_refill(s, REP, stand_id, {product: 5}, now=when).refill_id
+    refills.approve_refill(s, MANAGER, rid, now=when)
+    refills.schedule_refill(s, MANAGER, rid, local_date(when), "Depot", now=when)
+    return rid
+
+
+@pytest.fixture
+def program(factory: SessionFactory, catalog: list[CatalogProduct]) -> Program:
+    p0, p1 = catalog[0].id, catalog[1].id  # pack sizes 1 and 6
+    ids: dict[str, str] = {}
+    due: dict[str, str] = {}
+    with factory() as s:
+        fine = {p0: 20, p1: 20}
+
+        # Alpha: 14 units of p0 in the window (0.5 a day), 2 left: 4 days of cover, p0 low.
+        ids["Alpha"] = a = _stand(s, "Alpha", p0, p1)
+        _sell(s, a, p0, 7, days_ago=20)
+        _sell(s, a, p0, 7, days_ago=5)
+        _sell(s, a, p0, 9, days_ago=40)  # outside the 28-day window: ignored
+        _count(s, a, {p0: 2, p1: 30}, days_ago=1)
+
+        # Bravo: a refill scheduled for today, waiting to be delivered.
+        ids["Bravo"] = b = _stand(s, "Bravo", p0, p1)
+        _count(s, b, fine, days_ago=1)
+        due["Bravo"] = _scheduled(s, b, p0)
+
+        # Charlie: last counted 35 days ago; nothing sold.
+        ids["Charlie"] = c = _stand(s, "Charlie", p0, p1)
+        _count(s, c, fine, days_ago=35)
+
+        # Delta: p0 sells 1 a day and is out: zero cover, one product out.
+        ids["Delta"] = d = _stand(s, "Delta", p0, p1)
+        _sell(s, d, p0, 28, days_ago=10)
+        _count(s, d, {p0: 0, p1: 20}, days_ago=1)
+
+        # Echo (the other rep's): 30 sold, one sale of 2 voided = 28 net; 3 left: 3 days.
+        ids["Echo"] = e = _stand(s, "Echo", p0, p1, rep=OTHER_REP)
+        _sell(s, e, p0, 28, days_ago=12)
+        voided = _sell(s, e, p0, 2, days_ago=11)
+        sales.void_sale(s, REP, voided, occurred_at=_at(11))
+        _count(s, e, {p0: 3, p1: 20}, days_ago=1)
+
+        # Foxtrot: planned, not live yet: never listed, however empty.
+        ids["Foxtrot"] = _stand(s, "Foxtrot", p0, p1, activate=False)
+
+        # Golf: all fine; its refill is scheduled for tomorrow, so not due.
+        ids["Golf"] = g = _stand(s, "Golf", p0, p1)
+        _count(s, g, fine, days_ago=1)
+        rid = refills.request_refill(s, REP, g, {p0: 5}).refill_id
+        refills.approve_refill(s, MANAGER, rid)
+        refills.schedule_refill(s, MANAGER, rid, local_date(NOW) + timedelta(days=1), "Depot")
+
+        # Hotel: delivered, waiting for the partner's confirmation.
+        ids["Hotel"] = h = _stand(s, "Hotel", p0, p1)
+        _count(s, h, fine, days_ago=1)
+        rid = _scheduled(s, h, p0)
+        refills.deliver_refill(s, REP, rid)
+
+        # India (the other rep's): a refill scheduled two days ago and not delivered.
+        ids["India"] = i = _stand(s, "India", p0, p1, rep=OTHER_REP)
+        _count(s, i, fine, days_ago=1)
+        due["India"] = _scheduled(s, i, p0, days_ago=2)
+    return Program(ids, p0, p1, due)
+
+
+def _names(rows: list, program: Program) -> list[str]:
+    by_id = {v: k for k, v in program.ids.items()}
+    return [by_id[r.stand_id] for r in rows]
+
+
+def test_a_reps_list_is_their_stands_most_urgent_first(factory, program: Program) -> None:
+    with factory() as s:
+        rows = visit_list(s, rep=REP.user, now=NOW)
+    assert _names(rows, program) == ["Bravo", "Delta", "Alpha", "Charlie", "Hotel"]
+    by = dict(zip(_names(rows, program), rows, strict=True))
+    assert by["Bravo"].score == 100
+    assert by["Bravo"].reason_texts == ("refill scheduled for today — deliver",)
+    assert by["Bravo"].refills_due == (program.refills["Bravo"],)
+    assert by["Delta"].score == 85  # 15 for the product out + 70 for zero cover
+    assert by["Delta"].reason_texts == ("1 product out",)
+    assert by["Delta"].days_of_cover == 0
+    assert by["Alpha"].score == 35  # 10 x (7 - 4) + 5 for the low product
+    assert by["Alpha"].reason_texts == ("4 days of cover", "1 product low")
+    assert by["Alpha"].days_of_cover == pytest.approx(4.0)
+    assert by["Charlie"].score == 27  # 20 + 7 days beyond the 28
+    assert by["Charlie"].reason_texts == ("count 35 days ago",)
+    assert by["Charlie"].count_overdue
+    assert by["Charlie"].days_of_cover is None  # nothing sold: no cover to speak of
+    assert by["Hotel"].score == 10
+    assert by["Hotel"].reason_texts == ("delivery to confirm with the partner",)
+    assert len(by["Hotel"].refills_to_confirm) == 1
+
+
+def test_managers_see_every_rep_and_late_refills_come_first(factory, program: Program) -> None:
+    with factory() as s:
+        rows = visit_list(s, rep=None, now=NOW)
+    assert _names(rows, program) == [
+        "India",
+        "Bravo",
+        "Delta",
+        "Echo",
+        "Alpha",
+        "Charlie",
+        "Hotel",
+    ]
+    india, echo = rows[0], rows[3]
+    day = local_date(_at(2))
+    assert india.score == 120  # 100 + 2 days late x 10
+    assert india.reason_texts == (f"refill due since {day.day} {day.strftime('%b')} — deliver",)
+    assert echo.score == 45  # 3 days of cover: 40; one product low: 5
+    assert echo.days_of_cover == pytest.approx(3.0)  # the voided units did not sell
+    assert echo.assigned_rep == OTHER_REP.user
+
+
+def test_limit_and_a_rep_without_stands(factory, program: Program) -> None:
+    with factory() as s:
+        assert _names(visit_list(s, rep=None, now=NOW, limit=2), program) == ["India", "Bravo"]
+        assert visit_list(s, rep="rep.nobody", now=NOW) == []
+
+
+def test_a_stand_never_counted_is_overdue_after_the_grace_period(
+    factory, catalog: list[CatalogProduct]
+) -> None:
+    with factory() as s:
+        make_stand(s, name="Newcomer", products=[catalog[0].id])  # created now, never counted
+
+    def reasons(days_later: int) -> tuple[str, ...]:
+        with factory() as s:
+            (row,) = visit_list(s, rep=REP.user, now=utcnow() + timedelta(days=days_later))
+        return row.reason_texts
+
+    assert reasons(0) == ("1 product out",)  # new: not overdue yet
+    assert reasons(29) == ("never counted", "1 product out")  # 40 points beat 15

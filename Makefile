@@ -46,7 +46,8 @@ screenshots: $(VENV)/.installed-run
 	rm -rf $(SHOTS_DATA) docs/screenshots
 	mkdir -p docs/screenshots
 	for view in $(SHOTS_VIEWS); do for size in 1280x800 1024x600; do \
-		$(BIN)/stand-os --demo --data-dir $(SHOTS_DATA) --view $$view --size $$size \
+		$(BIN)/stand-os --demo --data-dir $(SHOTS_DATA) --user rep.anna --role rep \
+			--view $$view --size $$size \
 			--screenshot docs/screenshots/$$view-$$size.png || exit 1; \
 	done; done
 

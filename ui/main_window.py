@@ -305,5 +305,6 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         QSettings().setValue("main/geometry", self.saveGeometry())
+        self._clear_message.stop()
         self.ctx.runner.wait()
         super().closeEvent(event)

@@ -37,6 +37,38 @@ def _private_settings(qapp: object, tmp_path: Path) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _no_dangling_timers(qtbot: object, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A test fails if a timer it started is still running when it ends (a debounce that
+    never fired means the test did not wait for what it meant to check)."""
+    import weakref
+
+    from PySide6.QtCore import QTimer
+
+    started: weakref.WeakSet[QTimer] = weakref.WeakSet()
+    original_start = QTimer.start
+
+    def tracking_start(self: QTimer, *args: object) -> None:
+        started.add(self)
+        original_start(self, *args)
+
+    monkeypatch.setattr(QTimer, "start", tracking_start)
+    yield
+    running = []
+    for timer in list(started):
+        try:
+            active = timer.isActive()
+        except RuntimeError:  # the C++ object is gone, so is its timer
+            continue
+        if active:
+            parent = timer.parent()
+            running.append(
+                f"{type(parent).__name__ if parent else 'no parent'} ({timer.interval()} ms)"
+            )
+            timer.stop()
+    assert not running, f"timers left running: {running}"
+
+
+@pytest.fixture(autouse=True)
 def _no_dangling_threads(qapp: object) -> Iterator[None]:
     from PySide6.QtCore import QThreadPool
 

@@ -36,9 +36,9 @@ def test_search_and_status_filter(qtbot, ctx, ui_backend, two_stands) -> None:
     assert view.model.rows[0].name == "Café Central GmbH"
     view.search.clear()
     view.status_filter.setCurrentIndex(view.status_filter.findData("onboarding"))
-    qtbot.waitUntil(
-        lambda: [r.name for r in view.model.rows] == ["Apotheke Nord GmbH"], timeout=5000
-    )
+    qtbot.waitUntil(lambda: not view._debounce.isActive(), timeout=5000)
+    wait_idle(qtbot, ctx)
+    assert [r.name for r in view.model.rows] == ["Apotheke Nord GmbH"]
 
 
 def test_activate_an_onboarding_partner(qtbot, ctx, ui_backend, two_stands) -> None:

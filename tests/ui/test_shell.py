@@ -26,6 +26,7 @@ def window(qtbot, ctx, two_stands):
     win.resize(1280, 800)
     win.show()
     yield win
+    win.close()
     ctx.runner.wait()
 
 
@@ -170,3 +171,55 @@ def test_partner_stands_open_filtered(qtbot, window, two_stands) -> None:
     assert stands.model.rowCount() == 1
     assert stands.filters().partner_id == two_stands[1].partner_id
     assert "Café Central" in stands.partner_combo.currentText()
+
+
+def test_a_full_visit_count_sale_refill(qtbot, window, ui_backend, two_stands, catalog) -> None:
+    """What a rep does at a stand, through the main window: count, sell, ask for a refill."""
+    from app.services import refill_views, stand_views
+
+    stand = two_stands[0]
+    gtins = {p.id: p.gtin for p in catalog}
+    first, second = stand.product_ids[0], stand.product_ids[1]
+    with qtbot.waitActive(window):
+        window.activateWindow()
+
+    window.ctx.navigate.emit("count", stand.stand_id)
+    _settle(qtbot, window)
+    count = window.views["count"]
+    steppers = count.findChildren(Stepper)
+    assert len(steppers) == len(stand.product_ids)
+    for stepper in steppers:
+        stepper.edit.clear()
+        qtbot.keyClicks(stepper.edit, "1")
+    qtbot.mouseClick(count.save_button, Qt.MouseButton.LeftButton)
+    _settle(qtbot, window)
+    assert [s.lines for s in ui_backend.read(stand_views.count_snapshots, stand.stand_id)]
+
+    window.ctx.navigate.emit("sale", stand.stand_id)
+    _settle(qtbot, window)
+    sale = window.views["sale"]
+    for gtin in (gtins[first], gtins[second], gtins[second]):
+        qtbot.keyClicks(sale.search, gtin)
+        qtbot.keyClick(sale.search, Qt.Key.Key_Return)
+    qtbot.keyClick(sale.search, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: "Sale saved" in sale.banner.text(), timeout=10_000)
+    _settle(qtbot, window)
+    orders = ui_backend.read(stand_views.recent_orders, stand.stand_id)
+    assert len(orders) == 1
+    assert sorted((i.product_id, i.quantity) for i in orders[0].items) == sorted(
+        [(first, 1), (second, 2)]
+    )
+
+    window.ctx.navigate.emit("refill", stand.stand_id)
+    _settle(qtbot, window)
+    request = window.views["refill"]
+    assert request.lines[second].stepper.value() > 0  # pre-filled: par minus what is left
+    qtbot.mouseClick(request.submit_button, Qt.MouseButton.LeftButton)
+    _settle(qtbot, window)
+    refills = ui_backend.read(refill_views.refill_list, stand_id=stand.stand_id, state="open")
+    assert len(refills) == 1
+    assert inventory_is_consistent(ui_backend)
+
+
+def inventory_is_consistent(backend) -> bool:
+    return backend.read(inventory.verify_on_hand) == []

@@ -72,9 +72,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from PySide6.QtCore import (
         QCoreApplication,
+        QLibraryInfo,
+        QLocale,
         QMessageLogContext,
         QSettings,
         QtMsgType,
+        QTranslator,
         qInstallMessageHandler,
     )
     from PySide6.QtWidgets import QApplication, QMessageBox, QProgressDialog
@@ -87,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     from ui.context import UiContext
     from ui.i18n import tr
     from ui.main_window import MainWindow
-    from ui.tasks import TaskRunner
+    from ui.tasks import Cancelled, TaskRunner
 
     if args.screenshot:
         # The offscreen platform has no window manager and says so once per window.
@@ -99,6 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     QCoreApplication.setOrganizationName("StandProgram")
     QCoreApplication.setApplicationName("stand-os-demo" if args.demo else "stand-os")
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    # Qt's own texts (standard buttons, dialogs) in the user's language, before any widget.
+    qt_translator = QTranslator(app)
+    if qt_translator.load(
+        QLocale(), "qtbase", "_", QLibraryInfo.path(QLibraryInfo.LibraryPath.TranslationsPath)
+    ):
+        app.installTranslator(qt_translator)
     # The same look on every platform; Fusion follows the system's light or dark scheme.
     QApplication.setStyle("Fusion")
 
@@ -163,8 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     if needs_demo:
         from app.demo import generate_demo
 
-        dialog = QProgressDialog(tr("Creating the demo program…"), "", 0, 100, window)
-        dialog.setCancelButton(None)
+        dialog = QProgressDialog(tr("Creating the demo program…"), tr("Cancel"), 0, 100, window)
+        dialog.setAutoClose(False)
+        dialog.setAutoReset(False)
         dialog.setMinimumDuration(0)
         dialog.setWindowTitle(tr("Demo data"))
 
@@ -178,13 +188,17 @@ def main(argv: list[str] | None = None) -> int:
 
         def failed(exc: Exception) -> None:
             dialog.close()
+            if isinstance(exc, Cancelled):  # rolled back: an empty program, nothing half-made
+                window.start()
+                window.show_message(tr("Demo program not created (cancelled)."))
+                return
             QMessageBox.critical(
                 window,
                 tr("Demo data"),
                 tr("The demo program could not be created: {error}").format(error=exc),
             )
 
-        runner.run_db(
+        job = runner.run_db(
             backend.with_factory,
             generate_demo,
             stands=DEMO_STANDS,
@@ -194,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             on_error=failed,
             on_progress=progress,
         )
+        dialog.canceled.connect(lambda: runner.cancel(job))
     else:
         window.start()
     code = app.exec()

@@ -10,6 +10,7 @@ by the runner, never through widgets touched from a worker.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,10 @@ class _Relay(QObject):
     progress = Signal(int, str, float)
 
 
+class Cancelled(Exception):
+    """Raised inside a task at its next progress report after :meth:`TaskRunner.cancel`."""
+
+
 class _Job(QRunnable):
     def __init__(
         self,
@@ -31,18 +36,24 @@ class _Job(QRunnable):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         with_progress: bool,
+        cancel: threading.Event,
     ) -> None:
         super().__init__()
         self.job_id, self.relay, self.fn = job_id, relay, fn
         self.args, self.kwargs, self.with_progress = args, kwargs, with_progress
+        self.cancel = cancel
         self.setAutoDelete(True)
+
+    def _progress(self, phase: str, fraction: float) -> None:
+        # A task stops where it reports progress: the one place it is ready to.
+        if self.cancel.is_set():
+            raise Cancelled(phase)
+        self.relay.progress.emit(self.job_id, phase, float(fraction))
 
     def run(self) -> None:
         try:
             if self.with_progress:
-                self.kwargs["progress"] = lambda phase, frac: self.relay.progress.emit(
-                    self.job_id, phase, float(frac)
-                )
+                self.kwargs["progress"] = self._progress
             result = self.fn(*self.args, **self.kwargs)
         except Exception as exc:  # reported to the GUI, which shows it
             self.relay.failed.emit(self.job_id, exc)
@@ -63,6 +74,7 @@ class TaskRunner(QObject):
         self._relay.failed.connect(self._on_failed)
         self._relay.progress.connect(self._on_progress)
         self._ids = itertools.count(1)
+        self._cancels: dict[int, threading.Event] = {}
         self._callbacks: dict[
             int,
             tuple[
@@ -107,8 +119,26 @@ class TaskRunner(QObject):
     ) -> int:
         job_id = next(self._ids)
         self._callbacks[job_id] = (on_done, on_error, on_progress)
-        pool.start(_Job(job_id, self._relay, fn, args, kwargs, on_progress is not None))
+        self._cancels[job_id] = threading.Event()
+        pool.start(
+            _Job(
+                job_id,
+                self._relay,
+                fn,
+                args,
+                kwargs,
+                on_progress is not None,
+                self._cancels[job_id],
+            )
+        )
         return job_id
+
+    def cancel(self, job_id: int) -> None:
+        """Ask a task with progress to stop; it fails with :class:`Cancelled` at its next
+        progress report (services roll back, so nothing half-done is kept)."""
+        event = self._cancels.get(job_id)
+        if event is not None:
+            event.set()
 
     @property
     def busy(self) -> bool:
@@ -121,12 +151,14 @@ class TaskRunner(QObject):
     @Slot(int, object)
     def _on_finished(self, job_id: int, result: object) -> None:
         on_done, _, _ = self._callbacks.pop(job_id, (None, None, None))
+        self._cancels.pop(job_id, None)
         if on_done is not None:
             on_done(result)
 
     @Slot(int, object)
     def _on_failed(self, job_id: int, exc: Exception) -> None:
         _, on_error, _ = self._callbacks.pop(job_id, (None, None, None))
+        self._cancels.pop(job_id, None)
         if on_error is not None:
             on_error(exc)
         else:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
+from shiboken6 import isValid
 
 from app.backend import Backend
 from app.services.base import Actor
@@ -90,3 +91,38 @@ class UiContext(QObject):
 
     def _report(self, exc: Exception) -> None:
         self.status.emit(str(exc))
+
+
+class LatestRead:
+    """Background reads for one screen where only the newest answer counts.
+
+    A screen that reloads (the user opened another stand meanwhile) must not show the answer
+    to an older request, nor touch itself after Qt deleted it. Call it like
+    :meth:`UiContext.read`; stale answers are dropped.
+    """
+
+    def __init__(self, ctx: UiContext, owner: QObject) -> None:
+        self.ctx, self.owner = ctx, owner
+        self.token = 0
+
+    def __call__(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        on_done: Callable[[Any], None],
+        on_error: Callable[[Exception], None],
+        **kwargs: Any,
+    ) -> None:
+        self.token += 1
+        token = self.token
+
+        def current() -> bool:
+            return token == self.token and isValid(self.owner)
+
+        self.ctx.read(
+            fn,
+            *args,
+            on_done=lambda result: on_done(result) if current() else None,
+            on_error=lambda exc: on_error(exc) if current() else None,
+            **kwargs,
+        )

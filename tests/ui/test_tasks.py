@@ -91,3 +91,22 @@ def test_cancelling_the_demo_generation_keeps_nothing(qtbot, ui_backend) -> None
     assert isinstance(errors[0], Cancelled)
     assert "done" not in phases
     assert ui_backend.read(queries.list_stands) == []  # rolled back as a whole
+
+
+def test_latest_read_drops_stale_answers(qtbot, ctx) -> None:
+    from PySide6.QtWidgets import QWidget
+
+    from ui.context import LatestRead
+
+    owner = QWidget()
+    qtbot.addWidget(owner)
+    latest = LatestRead(ctx, owner)
+    got: list[str] = []
+
+    def answer(_session: object, text: str) -> str:
+        return text
+
+    latest(answer, "old stand", on_done=got.append, on_error=lambda e: got.append(repr(e)))
+    latest(answer, "new stand", on_done=got.append, on_error=lambda e: got.append(repr(e)))
+    qtbot.waitUntil(lambda: not ctx.runner.busy, timeout=5000)
+    assert got == ["new stand"]

@@ -32,7 +32,7 @@ from app.errors import DomainError
 from app.services import field_views, inventory
 from app.services.field_views import StandStock, StockItem
 from app.services.inventory import MAX_QTY, CountResult
-from ui.context import Changed, UiContext
+from ui.context import Changed, LatestRead, UiContext
 from ui.i18n import tr
 from ui.views.sale import OK_STYLE, matches, search_text
 from ui.widgets import (
@@ -195,7 +195,7 @@ class CountView(QWidget):
         self.stand_id: str | None = None
         self.stock: StandStock | None = None
         self.rows: list[CountRow] = []
-        self._load_token = 0
+        self._latest = LatestRead(ctx, self)
         self._sent: dict[str, CountRow] = {}
 
         # The main window shows the screen's title; this names the stand, which matters
@@ -335,20 +335,16 @@ class CountView(QWidget):
         if self.stand_id is None:
             return
         self.loading = True
-        self._load_token += 1
-        token = self._load_token
         self.state_label.setText(tr("Loading…"))
         self._show_state()
-        self.ctx.read(
+        self._latest(
             field_views.stand_stock,
             self.stand_id,
-            on_done=lambda stock: self._loaded(token, stock),
-            on_error=lambda exc: self._load_failed(token, exc),
+            on_done=self._loaded,
+            on_error=self._load_failed,
         )
 
-    def _loaded(self, token: int, stock: StandStock) -> None:
-        if not isValid(self) or token != self._load_token:
-            return
+    def _loaded(self, stock: StandStock) -> None:
         self.loading = False
         self.stock = stock
         self.state_label.setText("")
@@ -364,9 +360,7 @@ class CountView(QWidget):
         self._filter(self.search.text())
         self._update_summary()
 
-    def _load_failed(self, token: int, exc: Exception) -> None:
-        if not isValid(self) or token != self._load_token:
-            return
+    def _load_failed(self, exc: Exception) -> None:
         self.loading = False
         self.state_label.setText("")
         self.error.show_message(tr("Could not load the stand: {error}").format(error=exc))

@@ -51,7 +51,7 @@ from app.rules import round_money
 from app.services import field_views, sales
 from app.services.field_views import StandStock, StockItem
 from app.services.sales import MAX_LINE_QTY, SaleLine, SaleResult, VoidResult
-from ui.context import Changed, UiContext
+from ui.context import Changed, LatestRead, UiContext
 from ui.i18n import tr
 from ui.widgets import (
     TOUCH,
@@ -289,7 +289,7 @@ class SaleView(QWidget):
         self.stock: StandStock | None = None
         self.lines: list[SaleLineWidget] = []
         self.last_sale: _LastSale | None = None
-        self._load_token = 0
+        self._latest = LatestRead(ctx, self)
         self._draft_id = new_id()
         self._sent: list[SaleLineWidget] = []
         self._sent_method = ""
@@ -534,20 +534,16 @@ class SaleView(QWidget):
         if self.stand_id is None:
             return
         self.loading = True
-        self._load_token += 1
-        token = self._load_token
         self.state_label.setText(tr("Loading…"))
         self._show_products_state()
-        self.ctx.read(
+        self._latest(
             field_views.stand_stock,
             self.stand_id,
-            on_done=lambda stock: self._loaded(token, stock),
-            on_error=lambda exc: self._load_failed(token, exc),
+            on_done=self._loaded,
+            on_error=self._load_failed,
         )
 
-    def _loaded(self, token: int, stock: StandStock) -> None:
-        if not isValid(self) or token != self._load_token:
-            return
+    def _loaded(self, stock: StandStock) -> None:
         self.loading = False
         self.stock = stock
         self.state_label.setText("")
@@ -589,9 +585,7 @@ class SaleView(QWidget):
         self._show_products_state()
         self._lines_changed()
 
-    def _load_failed(self, token: int, exc: Exception) -> None:
-        if not isValid(self) or token != self._load_token:
-            return
+    def _load_failed(self, exc: Exception) -> None:
         self.loading = False
         self.state_label.setText("")
         self.error.show_message(tr("Could not load the stand: {error}").format(error=exc))

@@ -637,3 +637,8 @@ def slug(text: str, sep: str = "-") -> str:
     ascii_text = text.lower().translate(_TRANSLIT)
     words = "".join(c if c.isascii() and c.isalnum() else " " for c in ascii_text).split()
     return sep.join(words)
+
+
+#: Who a demo session works as by default: the first rep of the first city, who has stands,
+#: so the demo opens on a real day's work rather than on an empty list.
+DEMO_USER = CITIES[0].reps[0]

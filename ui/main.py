@@ -113,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = QSettings()
     user = args.user or os.environ.get("STAND_OS_USER") or settings.value("user/name")
+    if not user and args.demo:
+        from app.demo_catalog import DEMO_USER
+
+        user = DEMO_USER
     role = args.role or os.environ.get("STAND_OS_ROLE") or settings.value("user/role") or "rep"
     if role not in ROLES:
         role = "rep"

@@ -169,3 +169,25 @@ def test_building_the_screen_opens_no_stray_window(qtbot, ctx_as, two_stands, ro
     wait_idle(qtbot, ctx)
     qtbot.wait(20)
     assert QApplication.activeWindow() is window
+
+
+def test_a_rep_without_stands_is_told_so(qtbot, ctx_as, two_stands) -> None:
+    from app.models import Role
+    from tests.ui.conftest import wait_idle
+    from ui.views.today import TodayView
+
+    nobody = ctx_as(Role.REP, "rep.new")
+    view = TodayView(nobody)
+    qtbot.addWidget(view)
+    view.show()
+    view.refresh()
+    wait_idle(qtbot, nobody)
+    assert view.empty.isVisible()
+    assert "No stands are assigned to rep.new" in view.empty.text()
+    assigned = ctx_as(Role.REP, "rep.anna")  # the fixtures' stands belong to rep.anna
+    other = TodayView(assigned)
+    qtbot.addWidget(other)
+    other.show()
+    other.refresh()
+    wait_idle(qtbot, assigned)
+    assert "No stands are assigned" not in other.empty.text()

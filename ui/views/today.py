@@ -233,9 +233,10 @@ class TodayView(QWidget):
         layout.addWidget(self.empty, 1)
         layout.addWidget(self.message)
         ctx.data_changed.connect(self._on_changed)
-        if not self.is_rep:
-            ctx.read(today.reps, on_done=self._reps_loaded, on_error=lambda _e: None)
-            self._pending += 1
+        # Reps with stands: the manager's filter, and how a rep with none is told so.
+        self.known_reps: list[str] | None = None
+        ctx.read(today.reps, on_done=self._reps_loaded, on_error=lambda _e: None)
+        self._pending += 1
 
     # ------------------------------------------------------------------ public API
 
@@ -265,6 +266,8 @@ class TodayView(QWidget):
 
     def _reps_loaded(self, reps: list[str]) -> None:
         self._pending = max(0, self._pending - 1)
+        self.known_reps = list(reps)
+        self._explain_empty()
         current = self.rep_filter.currentData()
         self.rep_filter.blockSignals(True)
         while self.rep_filter.count() > 1:
@@ -299,6 +302,7 @@ class TodayView(QWidget):
                 card.setFocus()
         self.scroll_area.setVisible(bool(rows))
         self.empty.setVisible(not rows)
+        self._explain_empty()
         now = datetime.now().astimezone()
         self.heading.setText(
             QLocale().toString(QDate(now.year, now.month, now.day), QLocale.FormatType.LongFormat)
@@ -309,6 +313,26 @@ class TodayView(QWidget):
             if rows
             else tr("Nothing urgent ({whose})").format(whose=whose)
         )
+
+    def _explain_empty(self) -> None:
+        """A rep with no stands assigned hears that, not "all stands look fine"."""
+        unassigned = (
+            self.is_rep
+            and self.known_reps is not None
+            and self.ctx.actor.user not in self.known_reps
+        )
+        if unassigned:
+            self.empty.setText(
+                tr("No stands are assigned to {user}.").format(user=self.ctx.actor.user)
+                + "\n"
+                + tr("A manager assigns stands to reps; every stand is listed under Stands.")
+            )
+        else:
+            self.empty.setText(
+                tr("All stands look fine today.")
+                + "\n"
+                + tr("Nothing is out, low, overdue for a count or waiting for a delivery.")
+            )
 
     def _activate(self, target: str, arg: object) -> None:
         self.ctx.navigate.emit(target, arg)

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QEventLoop, QPoint, Qt, QTimer
+from PySide6.QtCore import QEventLoop, QPoint, Qt, QTimer, qInstallMessageHandler
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QMainWindow
 
@@ -199,6 +199,12 @@ def run(args: argparse.Namespace) -> int:
 
     # Offscreen unless told otherwise; the platform is read when the application starts.
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    # Not the offscreen plugin's note about window managers; any other Qt message still shows.
+    qInstallMessageHandler(
+        lambda _mode, _ctx, message: (
+            None if "propagateSizeHints" in message else print(message, file=sys.stderr)
+        )
+    )
     if QApplication.instance() is None:
         QApplication(sys.argv[:1])
     backend = Backend.open(f"sqlite:///{path}")

@@ -793,7 +793,6 @@ def cmd_count(ctx: Context, args: argparse.Namespace) -> int:
     if ctx.json:
         ctx.emit({**dataclasses.asdict(result), "total_variance": result.total_variance})
         return EXIT_OK
-    labels = inventory_labels(ctx, result.stand_id)
     ctx.out(f"Count {result.snapshot_id}")
     ctx.out()
     ctx.out(
@@ -801,7 +800,8 @@ def cmd_count(ctx: Context, args: argparse.Namespace) -> int:
             ("SKU", "Product", "Expected", "Counted", "Variance"),
             [
                 (
-                    *_label(labels, ln.product_id),
+                    ln.sku,
+                    ln.name,
                     ln.expected,
                     ln.counted,
                     f"{ln.variance:+d}" if ln.variance else "0",
@@ -829,7 +829,7 @@ def show_refill(ctx: Context, result: refills.RefillResult) -> int:
     if ctx.json:
         ctx.emit(result)
         return EXIT_OK
-    name, labels = stand_labels(ctx, result.stand_id)
+    name = stand_labels(ctx, result.stand_id)[0]
     ctx.out(
         fields(
             [
@@ -846,7 +846,8 @@ def show_refill(ctx: Context, result: refills.RefillResult) -> int:
             ("SKU", "Product", "Requested", "Approved", "Delivered", "Received", "Price"),
             [
                 (
-                    *_label(labels, ln.product_id),
+                    ln.sku,
+                    ln.name,
                     ln.requested,
                     ln.approved,
                     ln.delivered,

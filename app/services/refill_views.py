@@ -17,7 +17,6 @@ from typing import Any
 from sqlalchemy import ColumnElement, false, func, or_, select
 from sqlalchemy.orm import Session
 
-from app.clock import ensure_utc
 from app.errors import ValidationError
 from app.models import (
     DiscrepancyStatus,
@@ -200,10 +199,6 @@ class RefillForm:
         return self.stand_status in REFILLABLE
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    return None if value is None else ensure_utc(value)
-
-
 @transactional
 def refill_list(
     session: Session,
@@ -279,13 +274,13 @@ def refill_list(
             total=r.total,
             currency=r.currency,
             requested_by=r.requested_by,
-            requested_at=ensure_utc(r.requested_at),
+            requested_at=r.requested_at,
             scheduled_for=r.scheduled_for,
             dealer=r.dealer,
             line_count=int(n),
             units=int(units),
             open_discrepancies=int(open_issues),
-            updated_at=ensure_utc(r.updated_at),
+            updated_at=r.updated_at,
         )
         for r, stand_name, partner_name, city, n, units, open_issues in session.execute(stmt)
     ]
@@ -327,7 +322,7 @@ def _event(e: StandRefillEvent) -> RefillEventView:
         to_status=e.to_status,
         actor=e.actor,
         role=e.role,
-        occurred_at=ensure_utc(e.occurred_at),
+        occurred_at=e.occurred_at,
         reason=reason if isinstance(reason, str) else None,
         scheduled_for=scheduled_for,
         dealer=dealer if isinstance(dealer, str) else None,
@@ -369,9 +364,9 @@ def refill_detail(session: Session, refill_id: str) -> RefillDetail:
             delivered=d.delivered_qty,
             received=d.received_qty,
             status=d.status,
-            created_at=ensure_utc(d.created_at),
+            created_at=d.created_at,
             resolved_by=d.resolved_by,
-            resolved_at=_utc(d.resolved_at),
+            resolved_at=d.resolved_at,
             resolution_note=d.resolution_note,
         )
         for d, p in session.execute(
@@ -400,19 +395,19 @@ def refill_detail(session: Session, refill_id: str) -> RefillDetail:
         currency=r.currency,
         note=r.note,
         requested_by=r.requested_by,
-        requested_at=ensure_utc(r.requested_at),
+        requested_at=r.requested_at,
         approved_by=r.approved_by,
-        approved_at=_utc(r.approved_at),
+        approved_at=r.approved_at,
         scheduled_by=r.scheduled_by,
-        scheduled_at=_utc(r.scheduled_at),
+        scheduled_at=r.scheduled_at,
         scheduled_for=r.scheduled_for,
         dealer=r.dealer,
         delivered_by=r.delivered_by,
-        delivered_at=_utc(r.delivered_at),
+        delivered_at=r.delivered_at,
         confirmed_by=r.confirmed_by,
-        confirmed_at=_utc(r.confirmed_at),
+        confirmed_at=r.confirmed_at,
         closed_by=r.closed_by,
-        closed_at=_utc(r.closed_at),
+        closed_at=r.closed_at,
         close_reason=r.close_reason,
         lines=lines,
         discrepancies=discrepancies,
@@ -459,7 +454,7 @@ def refill_form(session: Session, stand_id: str) -> RefillForm:
         .subquery()
     )
     open_refills = tuple(
-        OpenRefill(rid, status, ensure_utc(at), int(n or 0))
+        OpenRefill(rid, status, at, int(n or 0))
         for rid, status, at, n in session.execute(
             select(
                 StandRefillOrder.id,

@@ -61,6 +61,13 @@ class RefillListRow:
     units: int
     open_discrepancies: int
     updated_at: datetime
+    #: Units delivered so far (adds up over the parts of a delivery).
+    delivered_units: int = 0
+
+    @property
+    def partly_delivered(self) -> bool:
+        """Scheduled with part of it already on the stand: the rest is still to come."""
+        return self.status == RefillStatus.SCHEDULED and self.delivered_units > 0
 
 
 @dataclass(frozen=True)
@@ -74,10 +81,16 @@ class RefillLineView:
     delivered: int | None
     received: int | None
     unit_price: Decimal
+    #: While a delivery in parts is under way (scheduled, some units delivered): the
+    #: approved units not delivered yet. ``None`` otherwise.
+    to_come: int | None = None
 
     @property
     def current(self) -> int:
-        """The latest quantity the refill has for this line."""
+        """The latest quantity the refill has for this line (while a delivery in parts is
+        under way, the approved quantity it is heading for)."""
+        if self.to_come is not None and self.approved is not None:
+            return self.approved
         for value in (self.received, self.delivered, self.approved):
             if value is not None:
                 return value
@@ -121,6 +134,11 @@ class RefillEventView:
     scheduled_for: date | None = None
     dealer: str | None = None
     discrepancies: int = 0
+    #: A delivery: the units it brought, and all units delivered up to and including it.
+    units: int | None = None
+    units_total: int | None = None
+    #: A delivery recorded with more to come (the refill stayed scheduled).
+    partial: bool = False
 
 
 @dataclass(frozen=True)
@@ -156,6 +174,30 @@ class RefillDetail:
     @property
     def open_discrepancies(self) -> tuple[DiscrepancyView, ...]:
         return tuple(d for d in self.discrepancies if d.is_open)
+
+    @property
+    def delivered_units(self) -> int:
+        """Units delivered so far, over every part of the delivery."""
+        return sum(line.delivered or 0 for line in self.lines)
+
+    @property
+    def approved_units(self) -> int:
+        return sum(line.approved or 0 for line in self.lines)
+
+    @property
+    def partly_delivered(self) -> bool:
+        """Scheduled with part of it already on the stand: the rest is still to come."""
+        return self.status == RefillStatus.SCHEDULED and self.delivered_units > 0
+
+    @property
+    def deliveries(self) -> tuple[RefillEventView, ...]:
+        """The deliveries recorded (more than one when the refill came in parts)."""
+        return tuple(e for e in self.events if e.action == "deliver")
+
+    @property
+    def units(self) -> int:
+        """Units at the latest figure of each line (see :attr:`RefillLineView.current`)."""
+        return sum(line.current for line in self.lines)
 
 
 @dataclass(frozen=True)
@@ -226,6 +268,7 @@ def refill_list(
             func.sum(
                 func.coalesce(StandRefillOrderItem.approved_qty, StandRefillOrderItem.requested_qty)
             ).label("units"),
+            func.sum(func.coalesce(StandRefillOrderItem.delivered_qty, 0)).label("delivered"),
         )
         .group_by(StandRefillOrderItem.refill_id)
         .subquery()
@@ -245,6 +288,7 @@ def refill_list(
             func.coalesce(lines.c.n, 0),
             func.coalesce(lines.c.units, 0),
             func.coalesce(issues.c.n, 0),
+            func.coalesce(lines.c.delivered, 0),
         )
         .join(StandLocation, StandLocation.id == StandRefillOrder.stand_id)
         .join(StandPartner, StandPartner.id == StandLocation.partner_id)
@@ -281,8 +325,11 @@ def refill_list(
             units=int(units),
             open_discrepancies=int(open_issues),
             updated_at=r.updated_at,
+            delivered_units=int(delivered),
         )
-        for r, stand_name, partner_name, city, n, units, open_issues in session.execute(stmt)
+        for r, stand_name, partner_name, city, n, units, open_issues, delivered in session.execute(
+            stmt
+        )
     ]
 
 
@@ -306,6 +353,13 @@ def _event_detail(raw: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _units(value: object) -> int | None:
+    """The sum of a {product: units} mapping of an event's detail (None if not one)."""
+    if not isinstance(value, dict):
+        return None
+    return sum(v for v in value.values() if isinstance(v, int))
+
+
 def _event(e: StandRefillEvent) -> RefillEventView:
     detail = _event_detail(e.detail)
     reason = detail.get("reason")
@@ -327,6 +381,10 @@ def _event(e: StandRefillEvent) -> RefillEventView:
         scheduled_for=scheduled_for,
         dealer=dealer if isinstance(dealer, str) else None,
         discrepancies=len(found) if isinstance(found, list) else 0,
+        units=_units(detail.get("delivered")),
+        # (a delivery recorded before deliveries in parts: "delivered" was the total)
+        units_total=_units(detail.get("delivered_total", detail.get("delivered"))),
+        partial=detail.get("partial") is True,
     )
 
 
@@ -336,6 +394,13 @@ def refill_detail(session: Session, refill_id: str) -> RefillDetail:
     r = get_or_404(session, StandRefillOrder, refill_id, "refill")
     stand = session.get_one(StandLocation, r.stand_id)
     partner = session.get_one(StandPartner, stand.partner_id)
+    rows = session.execute(
+        select(StandRefillOrderItem, Product)
+        .join(Product, Product.id == StandRefillOrderItem.product_id)
+        .where(StandRefillOrderItem.refill_id == r.id)
+        .order_by(StandRefillOrderItem.line_no)
+    ).all()
+    in_parts = r.status == RefillStatus.SCHEDULED and any(i.delivered_qty for i, _ in rows)
     lines = tuple(
         RefillLineView(
             product_id=i.product_id,
@@ -347,13 +412,9 @@ def refill_detail(session: Session, refill_id: str) -> RefillDetail:
             delivered=i.delivered_qty,
             received=i.received_qty,
             unit_price=i.unit_price,
+            to_come=max((i.approved_qty or 0) - (i.delivered_qty or 0), 0) if in_parts else None,
         )
-        for i, p in session.execute(
-            select(StandRefillOrderItem, Product)
-            .join(Product, Product.id == StandRefillOrderItem.product_id)
-            .where(StandRefillOrderItem.refill_id == r.id)
-            .order_by(StandRefillOrderItem.line_no)
-        )
+        for i, p in rows
     )
     discrepancies = tuple(
         DiscrepancyView(

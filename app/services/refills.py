@@ -6,9 +6,13 @@
 
 Each transition checks the state and the role, stamps who and when, appends an immutable
 :class:`StandRefillEvent` and writes one change-log op. Approval and delivery may be partial
-(fewer units than asked). Delivery posts positive stock movements. Confirmation records what
-the partner received; where that differs from what was delivered, a discrepancy is opened
-and stock keeps the delivered figure until someone resolves it.
+(fewer units than asked). Delivery posts positive stock movements. A delivery may also come
+in parts: a part delivery ("more to come") posts its units and leaves the refill scheduled,
+with a deliver event from scheduled to scheduled; the delivery that brings the last units
+(or is recorded as the last) moves it to delivered. A refill with units already delivered
+cannot be cancelled (its stock cannot be taken back that way). Confirmation records what
+the partner received against everything delivered; where that differs, a discrepancy is
+opened and stock keeps the delivered figure until someone resolves it.
 
 Refill pricing: each line carries the shelf price the goods will sell at, from the catalog's
 list price unless overridden, and an override must stay inside the product's guardrails
@@ -484,24 +488,55 @@ def deliver_refill(
     refill_id: str,
     quantities: Mapping[str, object] | None = None,
     *,
+    more_to_come: bool = False,
     now: datetime | None = None,
 ) -> RefillResult:
-    """Record the delivery (all approved units, or fewer per product) and put the units on the
-    stand's stock."""
+    """Record a delivery and put its units on the stand's stock.
+
+    ``quantities`` are the units of *this* delivery per product; a product not listed
+    gets all its remaining units (approved minus already delivered). A refill may arrive
+    in parts: with ``more_to_come`` the refill stays scheduled and a later call delivers
+    the rest (it becomes delivered once every approved unit has arrived, or on a call
+    without ``more_to_come``). ``delivered_qty`` adds up over the deliveries and may never
+    exceed what was approved. The last delivery may bring nothing when part of the refill
+    already arrived: the rest is not coming and the refill is closed at what was
+    delivered.
+    """
     refill, _ = _load_for(session, actor, refill_id, RefillAction.DELIVER)
-    delivered = _parse_quantities(session, refill, quantities or {}, "Delivered")
+    this = _parse_quantities(session, refill, quantities or {}, "Delivered")
     at = to_time(now)
-    movements = {}
+    before = {i.product_id: i.delivered_qty or 0 for i in refill.items}
+    delivered: dict[str, int] = {}
     for item in refill.items:
         approved = item.approved_qty or 0
-        qty = delivered.get(item.product_id, approved)
-        if qty > approved:
+        prior = before[item.product_id]
+        qty = this.get(item.product_id, max(approved - prior, 0))
+        if prior + qty > approved:
             product = session.get_one(Product, item.product_id)
             raise ValidationError(
-                f"{qty} {product.name} delivered but only {approved} approved.",
+                f"{qty} {product.name} delivered but only {approved} approved."
+                if not prior
+                else f"{prior + qty} {product.name} delivered in total but only {approved} "
+                f"approved ({prior} arrived before).",
                 field=f"qty:{item.product_id}",
             )
-        item.delivered_qty = qty
+        delivered[item.product_id] = qty
+    complete = all(
+        before[i.product_id] + delivered[i.product_id] >= (i.approved_qty or 0)
+        for i in refill.items
+    )
+    final = complete or not more_to_come
+    if not any(delivered.values()) and (not final or not any(before.values())):
+        raise ValidationError(
+            "Nothing is in this delivery; enter the units that arrived."
+            if any(before.values())
+            else "Nothing was delivered; cancel the refill instead.",
+            field="quantities",
+        )
+    movements = {}
+    for item in refill.items:
+        qty = delivered[item.product_id]
+        item.delivered_qty = before[item.product_id] + qty
         if qty:
             mid = new_id()
             post_movement(
@@ -517,20 +552,21 @@ def deliver_refill(
                 movement_id=mid,
             )
             movements[item.product_id] = mid
-    if not movements:
-        raise ValidationError(
-            "Nothing was delivered; cancel the refill instead.", field="quantities"
-        )
+    detail: dict[str, object] = {
+        "delivered": delivered,
+        "delivered_total": {i.product_id: i.delivered_qty for i in refill.items},
+        "movements": movements,
+    }
+    if not final:
+        detail["partial"] = True
     return _step(
         session,
         actor,
         refill,
         RefillAction.DELIVER,
-        now,
-        {
-            "delivered": {i.product_id: i.delivered_qty for i in refill.items},
-            "movements": movements,
-        },
+        at,
+        detail,
+        to_state=None if final else refill.status,
     )
 
 
@@ -597,6 +633,13 @@ def cancel_refill(
     refill, _ = _load_for(session, actor, refill_id, RefillAction.CANCEL)
     if actor.role == Role.REP and refill.requested_by != actor.user:
         raise PermissionDenied("A rep may cancel only the refills they requested.")
+    if any(i.delivered_qty for i in refill.items):
+        # Delivered units are on the stand's stock; cancelling cannot take them back.
+        raise InvalidTransition(
+            "Part of this refill was already delivered; record the last delivery instead "
+            "of cancelling (with 0 units if nothing more is coming).",
+            field="status",
+        )
     refill.close_reason = require_text(reason, "reason", "Reason", max_len=500)
     return _step(session, actor, refill, RefillAction.CANCEL, now, {"reason": refill.close_reason})
 
@@ -609,10 +652,19 @@ def _step(
     now: datetime | None,
     detail: Mapping[str, object],
     discrepancies: tuple[str, ...] = (),
+    *,
+    to_state: RefillStatus | None = None,
 ) -> RefillResult:
+    """Move ``refill`` by ``action`` (to ``to_state`` where given instead of the
+    transition's target: a part delivery stays scheduled), append its event and op.
+
+    The who-and-when stamps of the action are set only when the refill reaches the
+    transition's target, so ``delivered_at`` is when the last part arrived.
+    """
     at = to_time(now)
     before = refill.status
-    refill.status = TRANSITIONS[action].to_state
+    target = TRANSITIONS[action].to_state
+    refill.status = target if to_state is None else to_state
     stamp = {
         RefillAction.APPROVE: ("approved_by", "approved_at"),
         RefillAction.SCHEDULE: ("scheduled_by", "scheduled_at"),
@@ -621,8 +673,9 @@ def _step(
         RefillAction.REJECT: ("closed_by", "closed_at"),
         RefillAction.CANCEL: ("closed_by", "closed_at"),
     }[action]
-    setattr(refill, stamp[0], actor.user)
-    setattr(refill, stamp[1], at)
+    if refill.status == target:
+        setattr(refill, stamp[0], actor.user)
+        setattr(refill, stamp[1], at)
     refill.total = _total(refill)
     refill.updated_at = at
     session.flush()

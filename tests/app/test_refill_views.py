@@ -86,6 +86,60 @@ def test_detail_has_lines_stamps_discrepancies_and_timeline(factory, two) -> Non
     assert after.discrepancies[0].resolution_note == "Driver"
 
 
+def test_a_refill_delivered_in_parts_shows_what_arrived_and_what_is_to_come(factory, two) -> None:
+    stand = two[0]
+    p = stand.product_ids
+    with factory() as s:
+        rid = refills.request_refill(s, REP, stand.stand_id, {p[0]: 10, p[1]: 6}).refill_id
+        refills.approve_refill(s, MANAGER, rid)
+        refills.schedule_refill(s, MANAGER, rid, _tomorrow(), "Spree Frischdienst")
+        refills.deliver_refill(s, REP, rid, {p[0]: 6, p[1]: 0}, more_to_come=True)
+        part = refill_detail(s, rid)
+        (row,) = [r for r in refill_list(s) if r.id == rid]
+        refills.deliver_refill(s, REP, rid, {p[0]: 4, p[1]: 6})
+        done = refill_detail(s, rid)
+        (row_done,) = [r for r in refill_list(s) if r.id == rid]
+
+    assert part.status == RefillStatus.SCHEDULED
+    assert part.partly_delivered
+    assert (part.delivered_units, part.approved_units, part.units) == (6, 16, 16)
+    assert part.delivered_by is None
+    first, second = part.lines
+    assert (first.approved, first.delivered, first.to_come, first.current) == (10, 6, 4, 10)
+    assert (second.approved, second.delivered, second.to_come, second.current) == (6, 0, 6, 6)
+    (delivery,) = part.deliveries
+    assert (delivery.to_status, delivery.units, delivery.units_total) == (
+        RefillStatus.SCHEDULED,
+        6,
+        6,
+    )
+    assert delivery.partial
+    assert row.partly_delivered
+    assert (row.delivered_units, row.units) == (6, 16)
+
+    assert done.status == RefillStatus.DELIVERED
+    assert not done.partly_delivered
+    assert [line.to_come for line in done.lines] == [None, None]
+    assert [line.current for line in done.lines] == [10, 6]
+    assert [(e.to_status, e.units, e.units_total, e.partial) for e in done.deliveries] == [
+        (RefillStatus.SCHEDULED, 6, 6, True),
+        (RefillStatus.DELIVERED, 10, 16, False),
+    ]
+    assert done.delivered_by == REP.user
+    assert not row_done.partly_delivered
+    assert row_done.delivered_units == 16
+
+
+def test_a_delivery_in_one_go_reads_as_before(factory, two) -> None:
+    with factory() as s:
+        rid = _through_confirm(s, two[0])
+        d = refill_detail(s, rid)
+    (delivery,) = d.deliveries
+    assert (delivery.units, delivery.units_total, delivery.partial) == (14, 14, False)
+    assert not d.partly_delivered
+    assert all(line.to_come is None for line in d.lines)
+
+
 def test_closed_refills_keep_their_reason(factory, two) -> None:
     p = two[0].product_ids
     with factory() as s:

@@ -750,6 +750,210 @@ def test_delivery_of_product_not_on_refill_is_refused(
     )
 
 
+# ------------------------------------------------------------------ delivery in parts
+
+
+def _detail(event: StandRefillEvent) -> dict[str, Any]:
+    value: dict[str, Any] = json.loads(event.detail)
+    return value
+
+
+def test_delivery_in_two_parts(
+    factory: SessionFactory, session: Session, stand: StandFixture
+) -> None:
+    p0, p1 = p(stand, 0), p(stand, 1)
+    rid = refill_in(session, stand, S.SCHEDULED)  # p0: 12, p1: 6 approved
+    seq0 = len(ops(factory))
+    t1 = datetime(2030, 5, 2, 9, 0, tzinfo=UTC)
+    t2 = t1 + timedelta(days=1)
+
+    first = refills.deliver_refill(session, REP, rid, {p0: 5}, more_to_come=True, now=t1)
+    assert first.status == S.SCHEDULED
+    assert {ln.product_id: (ln.approved, ln.delivered) for ln in first.lines} == {
+        p0: (12, 5),
+        p1: (6, 6),  # not listed: all its remaining units
+    }
+    row = refill_row(factory, rid)
+    assert row.status == S.SCHEDULED
+    assert (row.delivered_by, row.delivered_at) == (None, None)  # not complete yet
+    assert row.updated_at == t1
+    assert (on_hand(factory, stand.stand_id, p0), on_hand(factory, stand.stand_id, p1)) == (5, 6)
+
+    second = refills.deliver_refill(session, MANAGER, rid, now=t2)  # the rest
+    assert second.status == S.DELIVERED
+    assert {pid: i.delivered_qty for pid, i in items(factory, rid).items()} == {p0: 12, p1: 6}
+    row = refill_row(factory, rid)
+    assert (row.delivered_by, row.delivered_at) == (MANAGER.user, t2)  # when the last arrived
+
+    # Two movements for p0 (one per part), one for p1; stock and ledger agree.
+    moves = movements(factory, ref_id=rid)
+    assert sorted((m.product_id, m.quantity, m.occurred_at) for m in moves) == sorted(
+        [(p0, 5, t1), (p1, 6, t1), (p0, 7, t2)]
+    )
+    assert all(m.kind == MovementKind.REFILL_DELIVERY for m in moves)
+    assert (on_hand(factory, stand.stand_id, p0), on_hand(factory, stand.stand_id, p1)) == (12, 6)
+    assert ledger_sum(factory, stand.stand_id, p0) == 12
+    assert read(factory, lambda s: inventory.verify_on_hand(s)) == []
+
+    delivers = [e for e in events(factory, rid) if e.action == A.DELIVER]
+    assert [(e.from_status, e.to_status, e.actor, e.occurred_at) for e in delivers] == [
+        (S.SCHEDULED, S.SCHEDULED, REP.user, t1),
+        (S.SCHEDULED, S.DELIVERED, MANAGER.user, t2),
+    ]
+    d1, d2 = (_detail(e) for e in delivers)
+    by_part = [{m.product_id: m.id for m in moves if m.occurred_at == t} for t in (t1, t2)]
+    assert d1 == {
+        "delivered": {p0: 5, p1: 6},
+        "delivered_total": {p0: 5, p1: 6},
+        "movements": by_part[0],
+        "partial": True,
+    }
+    assert d2 == {
+        "delivered": {p0: 7, p1: 0},
+        "delivered_total": {p0: 12, p1: 6},
+        "movements": by_part[1],
+    }
+
+    log = ops(factory)[seq0:]
+    assert [o.op_type for o in log] == ["refill.deliver", "refill.deliver"]
+    assert [o.device_seq for o in log] == [seq0 + 1, seq0 + 2]  # one op per delivery, no gaps
+    payloads = [json.loads(o.payload) for o in log]
+    assert [pl["event_id"] for pl in payloads] == [e.id for e in delivers]
+    assert [(pl["from"], pl["to"]) for pl in payloads] == [
+        ("scheduled", "scheduled"),
+        ("scheduled", "delivered"),
+    ]
+    assert payloads[0]["partial"] is True
+    assert "partial" not in payloads[1]
+    assert [pl["movements"] for pl in payloads] == by_part
+
+
+def test_more_to_come_that_brings_every_unit_is_the_last_delivery(
+    factory: SessionFactory, session: Session, stand: StandFixture
+) -> None:
+    p0, p1 = p(stand, 0), p(stand, 1)
+    rid = refill_in(session, stand, S.SCHEDULED)
+    refills.deliver_refill(session, REP, rid, {p0: 4, p1: 0}, more_to_come=True)
+    res = refills.deliver_refill(session, REP, rid, {p0: 8, p1: 6}, more_to_come=True)
+    assert res.status == S.DELIVERED
+    last = events(factory, rid)[-1]
+    assert (last.from_status, last.to_status) == (S.SCHEDULED, S.DELIVERED)
+    assert "partial" not in _detail(last)
+    assert refill_row(factory, rid).delivered_by == REP.user
+
+
+def test_a_single_delivery_with_more_to_come_and_every_unit_is_final(
+    factory: SessionFactory, session: Session, stand: StandFixture
+) -> None:
+    rid = refill_in(session, stand, S.SCHEDULED)
+    assert refills.deliver_refill(session, REP, rid, more_to_come=True).status == S.DELIVERED
+    (deliver,) = [e for e in events(factory, rid) if e.action == A.DELIVER]
+    assert _detail(deliver)["delivered"] == _detail(deliver)["delivered_total"]
+
+
+def test_delivering_more_than_approved_over_the_parts_is_refused(
+    factory: SessionFactory, session: Session, stand: StandFixture
+) -> None:
+    p0, p1 = p(stand, 0), p(stand, 1)
+    rid = refill_in(session, stand, S.SCHEDULED)
+    refills.deliver_refill(session, REP, rid, {p0: 8}, more_to_come=True)  # p1: all 6
+    n_moves = len(movements(factory))
+    name = {pid: read(factory, lambda s, pid=pid: s.get_one(Product, pid).name) for pid in (p0, p1)}
+    err = assert_refused(
+        factory,
+        ValidationError,
+        lambda: refills.deliver_refill(session, REP, rid, {p0: 5}, more_to_come=True),
+        match=f"13 {name[p0]} delivered in total but only 12 approved",
+    )
+    assert err.field == f"qty:{p0}"
+    err = assert_refused(
+        factory,
+        ValidationError,
+        lambda: refills.deliver_refill(session, REP, rid, {p0: 4, p1: 1}),
+        match=f"7 {name[p1]} delivered in total but only 6 approved",
+    )
+    assert err.field == f"qty:{p1}"
+    assert len(movements(factory)) == n_moves
+    assert {pid: i.delivered_qty for pid, i in items(factory, rid).items()} == {p0: 8, p1: 6}
+    assert on_hand(factory, stand.stand_id, p0) == 8
+    assert refill_row(factory, rid).status == S.SCHEDULED
+
+
+def test_a_part_delivery_with_nothing_in_it_is_refused(
+    factory: SessionFactory, session: Session, stand: StandFixture
+) -> None:
+    p0, p1 = p(stand, 0), p(stand, 1)
+    rid = refill_in(session, stand, S.SCHEDULED)
+    err = assert_refused(
+        factory,
+        ValidationError,
+        lambda: refills.deliver_refill(session, REP, rid, {p0: 0, p1: 0}, more_to_come=True),
+        match="cancel the refill instead",
+    )
+    assert err.field == "quantities"
+    refills.deliver_refill(session, REP, rid, {p0: 6, p1: 0}, more_to_come=True)
+    err = assert_refused(
+        factory,
+        ValidationError,
+        lambda: refills.deliver_refill(session, REP, rid, {p0: 0, p1: 0}, more_to_come=True),
+        match="Nothing is in this delivery",
+    )
+    assert err.field == "quantities"
+
+
+def test_the_last_delivery_may_bring_nothing_when_the_rest_is_not_coming(
+    factory: SessionFactory, session: Session, stand: StandFixture
+) -> None:
+    p0, p1 = p(stand, 0), p(stand, 1)
+    rid = refill_in(session, stand, S.SCHEDULED)
+    refills.deliver_refill(session, REP, rid, {p0: 5}, more_to_come=True)
+    n_moves = len(movements(factory))
+    res = refills.deliver_refill(session, REP, rid, {p0: 0})
+    assert res.status == S.DELIVERED
+    assert len(movements(factory)) == n_moves
+    assert {pid: i.delivered_qty for pid, i in items(factory, rid).items()} == {p0: 5, p1: 6}
+    assert _detail(events(factory, rid)[-1]) == {
+        "delivered": {p0: 0, p1: 0},
+        "delivered_total": {p0: 5, p1: 6},
+        "movements": {},
+    }
+    assert refills.confirm_refill(session, PARTNER, rid).discrepancies == ()
+
+
+@pytest.mark.parametrize("who", [REP, MANAGER], ids=["rep", "manager"])
+def test_cancelling_after_a_part_delivery_is_refused(
+    factory: SessionFactory, session: Session, stand: StandFixture, who: Actor
+) -> None:
+    rid = refill_in(session, stand, S.SCHEDULED)
+    refills.deliver_refill(session, REP, rid, {p(stand, 0): 3}, more_to_come=True)
+    assert A.CANCEL in refills.allowed_actions(S.SCHEDULED, who.role)  # the table is unchanged
+    err = assert_refused(
+        factory,
+        InvalidTransition,
+        lambda: refills.cancel_refill(session, who, rid, "Changed my mind"),
+        match="already delivered; record the last delivery instead",
+    )
+    assert err.field == "status"
+    assert refill_row(factory, rid).status == S.SCHEDULED
+    assert on_hand(factory, stand.stand_id, p(stand, 0)) == 3
+
+
+def test_confirmation_compares_with_everything_delivered(
+    factory: SessionFactory, session: Session, stand: StandFixture
+) -> None:
+    p0, p1 = p(stand, 0), p(stand, 1)
+    rid = refill_in(session, stand, S.SCHEDULED)
+    refills.deliver_refill(session, REP, rid, {p0: 5, p1: 2}, more_to_come=True)
+    refills.deliver_refill(session, REP, rid, {p0: 7, p1: 3})  # p1: 5 of 6, closed
+    res = refills.confirm_refill(session, PARTNER, rid, {p0: 11})
+    (did,) = res.discrepancies
+    d = read(factory, lambda s: s.get_one(RefillDiscrepancy, did))
+    assert (d.product_id, d.delivered_qty, d.received_qty) == (p0, 12, 11)
+    assert {pid: i.received_qty for pid, i in items(factory, rid).items()} == {p0: 11, p1: 5}
+    assert on_hand(factory, stand.stand_id, p0) == 12  # stock keeps the delivered figure
+    assert read(factory, lambda s: inventory.verify_on_hand(s)) == []
+
+
 # ------------------------------------------------------------------ confirmation
 
 

@@ -9,7 +9,14 @@ from datetime import date, timedelta
 
 import pytest
 from PySide6.QtCore import QDate, Qt
-from PySide6.QtWidgets import QApplication, QLineEdit, QMessageBox, QStackedWidget, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QStackedWidget,
+    QWidget,
+)
 
 from app.backend import Backend
 from app.models import DiscrepancyStatus, RefillAction, RefillStatus, Role
@@ -20,6 +27,7 @@ from tests.helpers import Watch
 from tests.ui.conftest import wait_idle
 from ui.views.refill_dialogs import RefillRequestView
 from ui.views.refills import (
+    ID_ROLE,
     DiscrepancyModel,
     EventsModel,
     LinesModel,
@@ -305,6 +313,109 @@ def test_rep_delivers_fewer_units_and_stock_goes_up(qtbot, ctx_as, ui_backend, t
         4,
     )
     assert _on_hand(ui_backend, kiosk.stand_id, p[1]) == 4
+
+
+def test_rep_delivers_in_two_parts_by_keyboard(
+    qtbot, factory, ctx_as, ui_backend, two_stands
+) -> None:
+    kiosk = two_stands[0]
+    p = kiosk.product_ids
+    rid = _refill(ui_backend, kiosk, S.SCHEDULED)  # 12 + 6 approved
+    ctx = ctx_as(Role.REP, "rep.anna")
+    view = _view(qtbot, ctx)
+    _show(qtbot, ctx, view, rid)
+
+    dialog = _open(qtbot, view, A.DELIVER)
+    box = dialog.more_to_come
+    assert box is not None
+    assert not box.isChecked()  # one delivery unless said otherwise
+    assert box.focusPolicy() & Qt.FocusPolicy.TabFocus
+    assert box.height() >= TOUCH
+    assert dialog.findChild(QWidget, "delivered_before") is None  # nothing arrived yet
+    assert [dialog.steppers[pid].value() for pid in p[:2]] == [12, 6]
+    _type(qtbot, dialog.steppers[p[0]], "5")
+    _type(qtbot, dialog.steppers[p[1]], "0")
+    dialog.activateWindow()
+    qtbot.waitUntil(dialog.isActiveWindow, timeout=5000)
+    qtbot.keyClick(dialog.focusWidget(), Qt.Key.Key_M, Qt.KeyboardModifier.AltModifier)
+    qtbot.waitUntil(box.isChecked, timeout=2000)  # its mnemonic (an animated click)
+    assert dialog.ok_button.text() == "Deliver part"
+    box.setFocus()
+    qtbot.keyClick(box, Qt.Key.Key_Space)
+    assert not box.isChecked()
+    qtbot.keyClick(box, Qt.Key.Key_Space)
+    assert box.isChecked()
+    watch = Watch(factory)
+    qtbot.keyClick(box, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    wait_idle(qtbot, ctx)
+    qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=5000)
+    assert [o.op_type for o in watch.ops()] == ["refill.deliver"]
+    assert _status(ui_backend, rid) == S.SCHEDULED
+    assert (
+        _on_hand(ui_backend, kiosk.stand_id, p[0]),
+        _on_hand(ui_backend, kiosk.stand_id, p[1]),
+    ) == (5, 0)
+    assert "Part delivery recorded" in view.message.text()
+    assert "13 units to come" in view.message.text()
+    # The detail says how far the delivery has come.
+    assert view.detail is not None
+    assert view.detail.status == S.SCHEDULED
+    assert "Partly delivered: 5 of 18 units, 13 to come" in view.pane.facts.text()
+    assert view.pane.status.text() == "Scheduled"
+    keys = [c.key for c in view.pane.lines_model.columns]
+    delivered = [view.pane.lines_model.index(r, keys.index("delivered")).data() for r in range(2)]
+    assert delivered == ["5 of 12", "0 of 6"]
+    events = view.pane.events_model
+    assert (
+        events.index(events.rowCount() - 1, 1).data()
+        == "Delivered 5 units, more to come (5 so far)"
+    )
+    row = next(r for r in view.model.rows if r.id == rid)
+    status_col = [c.key for c in view.model.columns].index("status")
+    shown = view.proxy.index(
+        next(
+            i for i in range(view.proxy.rowCount()) if view.proxy.index(i, 0).data(ID_ROLE) == rid
+        ),
+        status_col,
+    )
+    assert shown.data() == "Scheduled, partly delivered"
+    assert row.partly_delivered
+    assert _visible_actions(view) == {A.DELIVER}  # no cancel: part of it is on the stand
+
+    # The second part: what is still to come is proposed; more is refused beside the field.
+    dialog = _open(qtbot, view, A.DELIVER)
+    assert not dialog.more_to_come.isChecked()
+    assert dialog.findChild(QWidget, "delivered_before") is not None
+    assert dialog.findChild(QLabel, f"before_{p[0]}").text() == "5"
+    assert dialog.findChild(QLabel, f"before_{p[1]}").text() == "–"
+    assert [dialog.steppers[pid].value() for pid in p[:2]] == [7, 6]
+    watch = Watch(factory)
+    _type(qtbot, dialog.steppers[p[0]], "8")
+    _ok(qtbot, ctx, dialog)
+    assert dialog.isVisible()
+    assert dialog.errors[f"qty:{p[0]}"].text() == (
+        "Only 7 still to deliver (5 of 12 delivered before)."
+    )
+    watch.assert_nothing_saved()
+    _type(qtbot, dialog.steppers[p[0]], "7")
+    _ok(qtbot, ctx, dialog)
+    assert not dialog.isVisible()
+    assert _status(ui_backend, rid) == S.DELIVERED
+    assert (_item(ui_backend, rid, p[0]).delivered, _item(ui_backend, rid, p[1]).delivered) == (
+        12,
+        6,
+    )
+    assert (
+        _on_hand(ui_backend, kiosk.stand_id, p[0]),
+        _on_hand(ui_backend, kiosk.stand_id, p[1]),
+    ) == (12, 6)
+    assert "Delivered in 2 parts" in view.pane.facts.text()
+    texts = [events.index(r, 1).data() for r in range(events.rowCount())]
+    assert texts[-2:] == [
+        "Delivered 5 units, more to come (5 so far)",
+        "Delivered the last 13 units (18 in total)",
+    ]
+    assert ui_backend.read(inventory.verify_on_hand) == []
 
 
 def test_partner_confirms_a_difference_and_the_discrepancy_shows(

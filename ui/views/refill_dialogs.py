@@ -219,7 +219,10 @@ class QuantitiesDialog(RefillDialog):
     """Approve, deliver or confirm a refill, with a quantity per line.
 
     Each line starts at the figure the step before gave (requested, approved, delivered),
-    so accepting as-is is one keystroke.
+    so accepting as-is is one keystroke. A delivery starts at the units still to deliver:
+    where part of the refill arrived before, those are shown per line and the rest is
+    proposed. "More to come" records this delivery as one part and keeps the refill
+    scheduled for the rest.
     """
 
     SPEC: ClassVar[dict[RefillAction, tuple[str, str, str, str]]] = {
@@ -234,7 +237,8 @@ class QuantitiesDialog(RefillDialog):
             "Record delivery",
             "Deliver",
             "Approved",
-            "Enter what was put on the stand. The units go on the stand's stock now.",
+            "Enter what was put on the stand. The units go on the stand's stock now. "
+            "If the rest follows later, tick More to come.",
         ),
         RefillAction.CONFIRM: (
             "Confirm receipt",
@@ -272,50 +276,82 @@ class QuantitiesDialog(RefillDialog):
             )
         self.body.addWidget(head)
         self.body.addWidget(info)
+        #: Units delivered before this delivery, per line (a refill delivered in parts).
+        self.already: dict[str, int] = {
+            line.product_id: line.delivered or 0
+            for line in detail.lines
+            if action == RefillAction.DELIVER and line.delivered
+        }
+        if self.already:
+            earlier = QLabel(
+                tr(
+                    "{done} of {of} units were delivered before; each line proposes what is "
+                    "still to come."
+                ).format(done=sum(self.already.values()), of=detail.approved_units)
+            )
+            earlier.setObjectName("delivered_before")
+            earlier.setWordWrap(True)
+            self.body.addWidget(earlier)
 
         grid_host = QWidget()
         grid = QGridLayout(grid_host)
         grid.setColumnStretch(0, 1)
         grid.setHorizontalSpacing(12)
-        for col, text in enumerate((tr("Product"), tr(reference), tr("Quantity"))):
+        headers = [tr("Product"), tr(reference)]
+        if self.already:
+            headers.append(tr("Delivered before"))
+        headers.append(tr("Quantity"))
+        width = len(headers)
+        for col, text in enumerate(headers):
             label = QLabel(f"<b>{text}</b>")
             if col:
                 label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             grid.addWidget(label, 0, col)
         self.steppers: dict[str, Stepper] = {}
         self.notes: dict[str, QLabel] = {}
+        #: The figure each line starts at (and, for a delivery, the most it may bring).
         self.reference: dict[str, int] = {}
+        self.approved: dict[str, int] = {}
         row = 1
         for line in detail.lines:
-            ref = {
+            before = self.already.get(line.product_id, 0)
+            self.approved[line.product_id] = line.approved or 0
+            shown = {
                 RefillAction.APPROVE: line.requested,
                 RefillAction.DELIVER: line.approved or 0,
                 RefillAction.CONFIRM: line.delivered or 0,
             }[action]
+            ref = max(shown - before, 0) if action == RefillAction.DELIVER else shown
             self.reference[line.product_id] = ref
             name = QLabel(f"{line.name}<br><small>{line.sku}</small>")
             name.setWordWrap(True)
             grid.addWidget(name, row, 0)
-            ref_label = QLabel(str(ref))
-            ref_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            grid.addWidget(ref_label, row, 1)
+            cells = [str(shown)]
+            if self.already:
+                cells.append(str(before) if before else "–")
+            for col, text in enumerate(cells, start=1):
+                cell = QLabel(text)
+                cell.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if col == 2:
+                    cell.setObjectName(f"before_{line.product_id}")
+                grid.addWidget(cell, row, col)
             stepper = Stepper(ref, 0, ref if action == RefillAction.DELIVER else MAX_QTY)
             stepper.setObjectName(f"qty_{line.product_id}")
             self.steppers[line.product_id] = stepper
-            grid.addWidget(stepper, row, 2)
+            grid.addWidget(stepper, row, width - 1)
             error = FieldError()
             self.errors[f"qty:{line.product_id}"] = error
-            grid.addWidget(error, row + 1, 0, 1, 3)
+            grid.addWidget(error, row + 1, 0, 1, width)
             if action == RefillAction.CONFIRM:
                 note = QLabel()
                 note.setStyleSheet("color: #e65100;")
                 note.hide()
                 self.notes[line.product_id] = note
-                grid.addWidget(note, row + 2, 0, 1, 3)
+                grid.addWidget(note, row + 2, 0, 1, width)
                 stepper.valueChanged.connect(lambda pid=line.product_id: self._mark(pid))
             row += 3
         self.errors["quantities"] = FieldError()
-        grid.addWidget(self.errors["quantities"], row, 0, 1, 3)
+        grid.addWidget(self.errors["quantities"], row, 0, 1, width)
         grid.setRowStretch(row + 1, 1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
@@ -325,7 +361,24 @@ class QuantitiesDialog(RefillDialog):
         # Room for up to six lines without scrolling; more scroll (the dialog fits 600 px).
         scroll.setMinimumHeight(min(grid_host.sizeHint().height(), 330))
         self.body.addWidget(scroll, 1)
+        self.more_to_come: QCheckBox | None = None
+        if action == RefillAction.DELIVER:
+            # Alt+M or Space toggles it; Tab reaches it after the quantities.
+            self.more_to_come = QCheckBox(tr("&More to come (deliver the rest later)"))
+            self.more_to_come.setObjectName("more_to_come")
+            self.more_to_come.setMinimumHeight(TOUCH)
+            self.more_to_come.setToolTip(
+                tr(
+                    "Record this as one part of the delivery: the refill stays scheduled "
+                    "and the rest is delivered later (Alt+M)"
+                )
+            )
+            self.more_to_come.toggled.connect(self._more_to_come_toggled)
+            self.body.addWidget(self.more_to_come)
         self.resize(580, self.sizeHint().height())
+
+    def _more_to_come_toggled(self, checked: bool) -> None:
+        self.ok_button.setText(tr("Deliver part") if checked else tr("Deliver"))
 
     def _mark(self, product_id: str) -> None:
         note = self.notes[product_id]
@@ -348,7 +401,15 @@ class QuantitiesDialog(RefillDialog):
             limit = self.reference[pid] if self.action == RefillAction.DELIVER else MAX_QTY
             value, message = check_quantity(stepper, maximum=MAX_QTY)
             if value is not None and value > limit:
-                value, message = None, tr("Only {n} approved.").format(n=limit)
+                before = self.already.get(pid, 0)
+                message = (
+                    tr("Only {n} still to deliver ({done} of {of} delivered before).").format(
+                        n=limit, done=before, of=self.approved[pid]
+                    )
+                    if before
+                    else tr("Only {n} approved.").format(n=limit)
+                )
+                value = None
             if value is None:
                 self.errors[f"qty:{pid}"].show_message(message)
                 ok = False
@@ -361,6 +422,8 @@ class QuantitiesDialog(RefillDialog):
             RefillAction.DELIVER: refills.deliver_refill,
             RefillAction.CONFIRM: refills.confirm_refill,
         }[self.action]
+        if self.more_to_come is not None:
+            return fn, (self.detail.id, quantities), {"more_to_come": self.more_to_come.isChecked()}
         return fn, (self.detail.id, quantities), {}
 
 

@@ -3,7 +3,9 @@ refill in detail: its lines, discrepancies and timeline, with the lifecycle acti
 signed-in role may take from its state.
 
 Which buttons show is :func:`app.services.refills.allowed_actions` for the refill's status and
-the user's role (a rep may cancel only their own requests, as the service rules). Each
+the user's role (a rep may cancel only their own requests, and a refill delivered in part
+cannot be cancelled, as the service rules). A refill delivered in parts shows how far it
+has come ("Partly delivered: 6 of 10 units") and each delivery in its timeline. Each
 action opens its dialog from :mod:`ui.views.refill_dialogs`, which runs the service; on
 success the view announces the change and reloads.
 """
@@ -211,7 +213,16 @@ def _sort_qty(value: int | None) -> int:
 
 def _list_status(row: RefillListRow) -> str:
     text = status_text(row.status)
+    if row.partly_delivered:
+        text = tr("{status}, partly delivered").format(status=text)
     return f"{text} ⚠" if row.open_discrepancies else text
+
+
+def partly_delivered_text(delivered: int, approved: int) -> str:
+    """ "Partly delivered: 6 of 10 units, 4 to come"."""
+    return tr("Partly delivered: {done} of {of} units, {left} to come").format(
+        done=delivered, of=approved, left=max(approved - delivered, 0)
+    )
 
 
 class RefillListModel(RowsModel):
@@ -259,6 +270,8 @@ class RefillListModel(RowsModel):
             return f"{row.stand_name}\n{row.partner_name} · {row.city}"
         if column.key == "status" and row.open_discrepancies:
             return tr("{n} delivery discrepancy open").format(n=row.open_discrepancies)
+        if column.key == "status" and row.partly_delivered:
+            return partly_delivered_text(row.delivered_units, row.units)
         if column.key == "scheduled_for" and row.dealer:
             return tr("Delivered by {dealer}").format(dealer=row.dealer)
         return None
@@ -323,7 +336,7 @@ class LinesModel(RowsModel):
                 Column(
                     "delivered",
                     "Delivered",
-                    lambda r: _qty(r.delivered),
+                    _delivered,
                     lambda r: _sort_qty(r.delivered),
                     right=True,
                 ),
@@ -357,6 +370,18 @@ class LinesModel(RowsModel):
         ):
             return QColor("#ef6c00")
         return None
+
+    def tooltip(self, row: RefillLineView, column: Column) -> str | None:
+        if column.key == "delivered" and row.to_come:
+            return tr("{n} still to come").format(n=row.to_come)
+        return None
+
+
+def _delivered(line: RefillLineView) -> str:
+    """The delivered units; "6 of 10" while a delivery in parts is under way."""
+    if line.to_come is not None and line.approved is not None:
+        return tr("{done} of {of}").format(done=line.delivered or 0, of=line.approved)
+    return _qty(line.delivered)
 
 
 def _discrepancy_status(d: DiscrepancyView) -> str:
@@ -425,6 +450,14 @@ def event_text(e: RefillEventView) -> str:
         base = tr("Scheduled for {day}").format(day=local_date_text(e.scheduled_for))
         if e.dealer:
             base += " · " + e.dealer
+    if e.action == "deliver" and e.units is not None:
+        if e.partial:
+            base = tr("Delivered {n} units, more to come ({total} so far)")
+        elif e.units_total is not None and e.units_total != e.units:
+            base = tr("Delivered the last {n} units ({total} in total)")
+        else:
+            base = tr("Delivered {n} units")
+        base = base.format(n=e.units, total=e.units_total)
     if e.action == "confirm" and e.discrepancies:
         base += " · " + tr("{n} discrepancy opened").format(n=e.discrepancies)
     if e.reason:
@@ -575,7 +608,7 @@ class RefillDetailPane(QWidget):
             f"color: white; background: {colour}; border-radius: 10px; padding: 3px 10px;"
             " font-weight: 600;"
         )
-        units = sum(line.current for line in d.lines)
+        units = d.units
         facts = [
             tr("{products}, {units} units, {value}").format(
                 products=products_text(len(d.lines)),
@@ -595,6 +628,16 @@ class RefillDetailPane(QWidget):
         for who, when, text in stamps:
             if who:
                 facts.append(tr(text).format(who=who, when=local_time(when)))
+        if d.partly_delivered:
+            last = d.deliveries[-1] if d.deliveries else None
+            partly = partly_delivered_text(d.delivered_units, d.approved_units)
+            if last is not None:
+                partly += " · " + tr("last part by {who} on {when}").format(
+                    who=last.actor, when=local_time(last.occurred_at)
+                )
+            facts.append(partly)
+        elif len(d.deliveries) > 1:
+            facts.append(tr("Delivered in {n} parts").format(n=len(d.deliveries)))
         if d.scheduled_for is not None:
             facts.append(
                 tr("Delivery on {day} by {dealer}").format(
@@ -926,8 +969,9 @@ class RefillsView(QWidget):
             return []
         actor = self.ctx.actor
         allowed = refills.allowed_actions(d.status, actor.role)
-        if actor.role == Role.REP and d.requested_by != actor.user:
-            # The service lets a rep cancel only their own requests.
+        if (actor.role == Role.REP and d.requested_by != actor.user) or d.partly_delivered:
+            # The service lets a rep cancel only their own requests, and nobody cancel a
+            # refill part of which is already on the stand (the last delivery closes it).
             allowed = [a for a in allowed if a != RefillAction.CANCEL]
         return allowed
 
@@ -997,6 +1041,12 @@ class RefillsView(QWidget):
             "resolve": tr("Discrepancy resolved"),
         }[what]
         found = getattr(result, "discrepancies", ())
+        if what == "deliver" and getattr(result, "status", None) == RefillStatus.SCHEDULED:
+            lines = getattr(result, "lines", ())
+            left = sum(max((ln.approved or 0) - (ln.delivered or 0), 0) for ln in lines)
+            done = tr("Part delivery recorded; the stock is updated, {n} units to come").format(
+                n=left
+            )
         if what == "confirm" and found:
             done = tr("Receipt confirmed; {n} discrepancy opened for a manager").format(
                 n=len(found)

@@ -38,9 +38,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session
 
+from app import kpi
 from app.backend import Backend
+from app.clock import utcnow
 from app.db import SessionFactory, current_revision, head_revision, open_db
 from app.errors import DomainError
+from app.kpi import text as kpi_text
 from app.models import (
     ChangeLog,
     LocationType,
@@ -901,9 +904,22 @@ def cmd_refill_schedule(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_refill_deliver(ctx: Context, args: argparse.Namespace) -> int:
     qty = _optional_quantities(ctx, args.lines)
-    return show_refill(
-        ctx, ctx.backend.call(refills.deliver_refill, ctx.actor, args.refill_id, qty)
+    result = ctx.backend.call(
+        refills.deliver_refill,
+        ctx.actor,
+        args.refill_id,
+        qty,
+        more_to_come=args.more_to_come,
     )
+    code = show_refill(ctx, result)
+    if not ctx.json and result.status == RefillStatus.SCHEDULED:
+        done = sum(ln.delivered or 0 for ln in result.lines)
+        approved = sum(ln.approved or 0 for ln in result.lines)
+        ctx.out(
+            f"\nPartly delivered: {done} of {approved} units; record the rest with "
+            f"`standctl refill deliver {result.refill_id}`."
+        )
+    return code
 
 
 def cmd_refill_confirm(ctx: Context, args: argparse.Namespace) -> int:
@@ -1359,6 +1375,93 @@ def cmd_product_update(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# =========================================================================== kpi
+
+
+def kpi_scope(args: argparse.Namespace) -> kpi.Scope:
+    """The scope named by --stand / --partner / --rep / --program (exactly one)."""
+    given = [
+        (kind, key)
+        for kind, key in (
+            (kpi.ScopeKind.STAND, args.stand),
+            (kpi.ScopeKind.PARTNER, args.partner),
+            (kpi.ScopeKind.TERRITORY, args.rep),
+            (kpi.ScopeKind.PROGRAM, "" if args.program else None),
+        )
+        if key is not None
+    ]
+    if len(given) != 1:
+        raise CliError(
+            "name exactly one of --stand ID, --partner ID, --rep NAME or --program",
+            field="scope",
+        )
+    kind, key = given[0]
+    return kpi.Scope(kind, key or None)
+
+
+def kpi_period(args: argparse.Namespace) -> kpi.Period:
+    return kpi.parse_period(args.period, now=args.at or utcnow())
+
+
+def _kpi_json(report: kpi.KpiReport) -> dict[str, object]:
+    return {
+        "scope": {
+            "kind": report.scope.kind,
+            "id": report.scope.key,
+            "label": report.scope.label,
+        },
+        "period": {
+            "start": report.start,
+            "end": report.end,
+            "days": (report.end - report.start).days + 1,
+        },
+        "prior_period": {"start": report.prior_start, "end": report.prior_end},
+        "currency": report.currency,
+        "stand_count": report.stand_count,
+        "kpis": [
+            {
+                "key": k.key,
+                "label": k.label,
+                "unit": k.unit,
+                "value": k.value,
+                "prior": k.prior,
+                "change": k.change,
+                "higher_is_better": k.higher_is_better,
+                "formula": k.formula,
+            }
+            for k in report.kpis
+        ],
+    }
+
+
+def cmd_kpi(ctx: Context, args: argparse.Namespace) -> int:
+    report = ctx.backend.read(
+        kpi.kpi_report, kpi_scope(args), kpi_period(args), now=args.at or None
+    )
+    if ctx.json:
+        ctx.emit(_kpi_json(report))
+        return EXIT_OK
+    days = (report.end - report.start).days + 1
+    ctx.out(
+        f"{report.scope.label}: {report.stand_count} stand{'s' if report.stand_count != 1 else ''}"
+        f", {report.start} – {report.end} ({days} day{'s' if days != 1 else ''})"
+        f" vs {report.prior_start} – {report.prior_end}"
+    )
+    ctx.out()
+    headers: tuple[str, ...] = ("KPI", "Value", "Prior", "Change")
+    rows: list[tuple[object, ...]] = []
+    for k in report.kpis:
+        row: tuple[object, ...] = (
+            k.label,
+            kpi_text.format_value(k.unit, k.value, report.currency),
+            kpi_text.format_value(k.unit, k.prior, report.currency),
+            kpi_text.format_change(k),
+        )
+        rows.append((*row, k.formula) if args.explain else row)
+    ctx.out(table((*headers, "How") if args.explain else headers, rows))
+    return EXIT_OK
+
+
 # =========================================================================== verify
 
 
@@ -1501,6 +1604,27 @@ def _stand_options(parser: argparse.ArgumentParser, *, title: str) -> None:
         metavar="PRODUCT",
         help="a product to carry (SKU, barcode or id; repeat the option); "
         "default: the package's starting assortment",
+    )
+
+
+def _kpi_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("scope (exactly one)")
+    g.add_argument("--stand", metavar="STAND_ID", help="one stand")
+    g.add_argument("--partner", metavar="PARTNER_ID", help="all stands of one partner")
+    g.add_argument("--rep", metavar="NAME", help="the stands assigned to one rep (territory)")
+    g.add_argument("--program", action="store_true", help="every stand")
+    parser.add_argument(
+        "--period",
+        default=f"{kpi.period.DEFAULT_DAYS}d",
+        metavar="PERIOD",
+        help="Nd for the last N days up to today (default %(default)s), "
+        "or FROM..TO as YYYY-MM-DD..YYYY-MM-DD",
+    )
+    parser.add_argument(
+        "--at",
+        type=datetime_arg,
+        metavar="TIME",
+        help="compute as of this moment instead of now (ISO 8601)",
     )
 
 
@@ -1723,7 +1847,8 @@ def build_parser() -> _Parser:
             "deliver",
             "record the delivery; stock goes up",
             cmd_refill_deliver,
-            "  standctl refill deliver REFILL_ID\n  standctl refill deliver REFILL_ID SKU-001=5",
+            "  standctl refill deliver REFILL_ID\n  standctl refill deliver REFILL_ID SKU-001=5\n"
+            "  standctl refill deliver REFILL_ID SKU-001=5 SKU-002=0 --more-to-come",
         ),
         (
             "confirm",
@@ -1744,14 +1869,27 @@ def build_parser() -> _Parser:
                 "quantities per product (partial approval).",
                 "deliver": "Record the delivery of a scheduled refill: all approved "
                 "units, or fewer per product. The units go on the stand's "
-                "stock.",
+                "stock. With --more-to-come this is one part of the delivery and "
+                "the refill stays scheduled until the rest arrives. Products not "
+                "listed bring all their units still to deliver.",
                 "confirm": "Record what the partner received. Where it differs from "
                 "the delivery a discrepancy is opened for a manager (stock "
                 "keeps the delivered figure until it is resolved).",
             }[name],
         )
         p.add_argument("refill_id", metavar="REFILL_ID")
-        _qty_lines(p, f"{name}d quantities (default: the previous step's)", required=False)
+        if name != "deliver":
+            _qty_lines(p, f"{name}d quantities (default: the previous step's)", required=False)
+        else:
+            _qty_lines(
+                p, "delivered quantities (default: the units still to deliver)", required=False
+            )
+            p.add_argument(
+                "--more-to-come",
+                action="store_true",
+                help="this is one part of the delivery; the refill stays scheduled and "
+                "the rest is delivered later (default quantities: what is still to come)",
+            )
     p = _command(
         refill,
         "schedule",
@@ -2038,6 +2176,23 @@ def build_parser() -> _Parser:
     )
     p.add_argument("payout_id", metavar="PAYOUT_ID")
     p.add_argument("--reference", metavar="TEXT")
+
+    # ---- kpi
+    p = _command(
+        sub,
+        "kpi",
+        "performance KPIs of a stand, partner, territory or the program",
+        "  standctl kpi --program\n  standctl kpi --stand STAND_ID --period 7d\n"
+        "  standctl kpi --partner PARTNER_ID --period 2026-01-01..2026-03-31 --json\n"
+        "  standctl kpi --rep rep.anna --explain",
+        cmd_kpi,
+        "Performance KPIs over a period of local days, each with the same KPI over the prior "
+        "period of equal length. A day is the stand's local day.",
+    )
+    _kpi_options(p)
+    p.add_argument(
+        "--explain", action="store_true", help="add a column saying how each is computed"
+    )
 
     # ---- verify
     p = _command(

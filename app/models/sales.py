@@ -19,6 +19,8 @@ class StandOrder(Base):
     __table_args__ = (
         Index("ix_stand_order_stand_time", "stand_id", "occurred_at"),
         Index("ix_stand_order_partner_time", "partner_id", "occurred_at"),
+        # Program-wide KPIs read a window of days across all stands.
+        Index("ix_stand_order_time", "occurred_at"),
         CheckConstraint(
             "(kind = 'void') = (voided_order_id IS NOT NULL)", name="void_refers_to_sale"
         ),

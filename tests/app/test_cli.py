@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import update
 
 from app import cli
-from app.db import SessionFactory
+from app.db import SessionFactory, head_revision
 from app.models import StandInventory
 from tests.conftest import CatalogProduct
 
@@ -135,12 +135,12 @@ def assert_refused(r: Run, *fragments: str) -> None:
 def test_db_upgrade_and_info(run: Cli, tmp_path: Path) -> None:
     r = run("db", "upgrade")
     assert r.code == 0
-    assert "revision 0001" in r.out
+    assert f"revision {head_revision()}" in r.out
     assert str(tmp_path) in r.out
 
     r = run("--json", "db", "info")
     info = r.json()
-    assert info["revision"] == "0001"
+    assert info["revision"] == head_revision()
     assert info["database"].endswith("stand.db")
     assert {info["stands"], info["partners"], info["products"]} == {0}
     assert len(info["device_id"]) == 36
@@ -407,6 +407,44 @@ def test_refill_lifecycle(run: Cli, shop: Shop, catalog: list[CatalogProduct]) -
         == "cancelled"
     )
     assert_refused(run("refill", "deliver", third), "This refill is cancelled")
+
+
+def test_refill_delivered_in_parts(run: Cli, shop: Shop) -> None:
+    rid = run("--json", "refill", "request", shop.stand_id, "SKU-000=10", "SKU-001=6").json()[
+        "refill_id"
+    ]
+    assert run("refill", "approve", rid, role="manager").code == 0
+    tomorrow = (date.today() + timedelta(days=1)).isoformat()
+    r = run("refill", "schedule", rid, "--date", tomorrow, "--dealer", "Depot", role="manager")
+    assert r.code == 0, r.err
+    assert "--more-to-come" in run("refill", "deliver", "--help").out
+
+    r = run("--json", "refill", "deliver", rid, "SKU-000=6", "SKU-001=0", "--more-to-come")
+    assert r.code == 0, r.err
+    part = r.json()
+    assert part["status"] == "scheduled"
+    assert [(ln["approved"], ln["delivered"]) for ln in part["lines"]] == [(10, 6), (6, 0)]
+    stock = on_hand(run, shop.stand_id)
+    assert (stock["SKU-000"], stock["SKU-001"]) == (6, 0)
+
+    r = run("refill", "deliver", rid, "SKU-000=0", "SKU-001=3", "--more-to-come")
+    assert r.code == 0, r.err
+    assert "scheduled" in r.out
+    assert "Partly delivered: 9 of 16 units" in r.out
+    assert_refused(
+        run("refill", "cancel", rid, "--reason", "late"),
+        "Part of this refill was already delivered",
+    )
+    assert_refused(
+        run("refill", "deliver", rid, "SKU-000=5"), "delivered in total but only 10 approved"
+    )
+
+    r = run("--json", "refill", "deliver", rid)  # the rest
+    assert r.code == 0, r.err
+    assert r.json()["status"] == "delivered"
+    stock = on_hand(run, shop.stand_id)
+    assert (stock["SKU-000"], stock["SKU-001"]) == (10, 6)
+    assert run("verify").code == 0
 
 
 # --------------------------------------------------------------------------- loyalty

@@ -1462,6 +1462,67 @@ def cmd_kpi(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _report_output(text: str, suffix: str, option: str) -> Path:
+    """The file an output option names: with ``suffix``, in a folder that exists."""
+    path = Path(text).expanduser()
+    if path.suffix.lower() != suffix:
+        raise CliError(f"{option} must name a {suffix} file, not {text!r}", field=option[2:])
+    folder = path.parent
+    if not folder.is_dir():
+        raise CliError(f"{option}: the folder {str(folder)!r} does not exist", field=option[2:])
+    if path.is_dir():
+        raise CliError(f"{option}: {text!r} is a folder", field=option[2:])
+    return path
+
+
+def cmd_report(ctx: Context, args: argparse.Namespace) -> int:
+    # Checked before anything is read, so a typo costs nothing.
+    scope = kpi_scope(args)
+    out = _report_output(args.out, ".pdf", "--out")
+    csv_out = _report_output(args.csv, ".csv", "--csv") if args.csv else None
+    period = kpi_period(args)
+    # matplotlib takes a while to import: only this command pays for it.
+    from ui import report as pdf_report
+
+    generated = utcnow()
+    try:
+        if scope.kind == kpi.ScopeKind.STAND:
+            perf = ctx.backend.read(
+                kpi.stand_performance, scope.key or "", period, now=args.at or None
+            )
+            report = perf.report
+            pdf_report.render_stand_report(perf, out, generated_at=generated)
+        else:
+            dash = ctx.backend.read(kpi.dashboard, scope, period, now=args.at or None)
+            report = dash.report
+            pdf_report.render_program_report(dash, out, generated_at=generated)
+        if csv_out is not None:
+            pdf_report.export_kpi_csv(report, csv_out)
+    except OSError as exc:
+        raise CliError(f"could not write {exc.filename or out}: {exc.strerror or exc}") from exc
+    size = out.stat().st_size
+    if ctx.json:
+        ctx.emit(
+            {
+                "path": str(out.resolve()),
+                "bytes": size,
+                "pages": 1,
+                "csv": str(csv_out.resolve()) if csv_out is not None else None,
+                "scope": {
+                    "kind": report.scope.kind,
+                    "id": report.scope.key,
+                    "label": report.scope.label,
+                },
+                "period": {"start": report.start, "end": report.end},
+            }
+        )
+        return EXIT_OK
+    ctx.out(f"Wrote {out} (1 page, {max(1, round(size / 1024))} KB)")
+    if csv_out is not None:
+        ctx.out(f"Wrote {csv_out} ({len(report.kpis)} KPIs)")
+    return EXIT_OK
+
+
 # =========================================================================== verify
 
 
@@ -2192,6 +2253,28 @@ def build_parser() -> _Parser:
     _kpi_options(p)
     p.add_argument(
         "--explain", action="store_true", help="add a column saying how each is computed"
+    )
+
+    # ---- report
+    p = _command(
+        sub,
+        "report",
+        "a one-page PDF report of a stand, partner, territory or the program",
+        "  standctl report --stand STAND_ID --out stand.pdf\n"
+        "  standctl report --program --period 90d --out program.pdf --csv program.csv\n"
+        "  standctl report --rep rep.anna --at 2026-03-31T18:00Z --out territory.pdf --json",
+        cmd_report,
+        "Write the KPIs of a period, compared with the prior period, as one A4 page of PDF: "
+        "KPI tiles, revenue per day and, for a stand, the stock of the SKUs most at risk and "
+        "every KPI; otherwise the top and bottom stands by revenue, units per SKU and the "
+        "refill funnel. The folder of --out must exist; an existing file is replaced.",
+    )
+    _kpi_options(p)
+    p.add_argument("--out", required=True, metavar="FILE.pdf", help="the PDF file to write")
+    p.add_argument(
+        "--csv",
+        metavar="FILE.csv",
+        help="also write the KPI table as CSV (UTF-8 with a byte-order mark, for Excel)",
     )
 
     # ---- verify

@@ -1,4 +1,4 @@
-"""``standctl kpi`` and ``standctl report`` on a real data folder."""
+"""``standctl kpi`` on a real data folder (``standctl report``: tests/ui/test_report.py)."""
 # The ``run`` fixture comes from test_cli; the tests take it as a parameter.
 # ruff: noqa: F811
 

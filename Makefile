@@ -41,7 +41,7 @@ bench: $(VENV)/.installed-dev
 
 ## screenshots: render every screen at 1280x800 and 1024x600 from a demo program (offscreen)
 SHOTS_DATA ?= build/screenshot-data
-SHOTS_VIEWS = today stands stand sale count refill refills onboarding partners settings
+SHOTS_VIEWS = today stands stand sale count refill refills onboarding partners settings performance
 screenshots: $(VENV)/.installed-run
 	rm -rf $(SHOTS_DATA) docs/screenshots
 	mkdir -p docs/screenshots
@@ -50,6 +50,11 @@ screenshots: $(VENV)/.installed-run
 			--view $$view --size $$size \
 			--screenshot docs/screenshots/$$view-$$size.png || exit 1; \
 	done; done
+	for size in 1280x800 1024x600; do \
+		$(BIN)/stand-os --demo --data-dir $(SHOTS_DATA) --user mgr.max --role manager \
+			--view dashboard --size $$size \
+			--screenshot docs/screenshots/dashboard-$$size.png || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

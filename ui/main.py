@@ -17,6 +17,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any, cast
 
 VIEWS = (
     "today",
@@ -29,9 +30,11 @@ VIEWS = (
     "onboarding",
     "partners",
     "settings",
+    "dashboard",
+    "performance",
 )
 #: Screens that show one stand; a screenshot opens them on the most interesting one.
-STAND_VIEWS = ("stand", "sale", "count", "refill")
+STAND_VIEWS = ("stand", "sale", "count", "refill", "performance")
 ROLES = ("admin", "manager", "rep", "partner")
 DEMO_STANDS, DEMO_DAYS, DEMO_SEED = 60, 180, 7
 
@@ -150,7 +153,11 @@ def main(argv: list[str] | None = None) -> int:
             stands = backend.read(queries.list_stands, status="active")
             if stands:
                 arg = max(stands, key=lambda r: (r.out_count + r.low_count, r.open_refills)).id
-        window.go(args.view, arg, remember=False)
+        if args.view == "performance":  # the stand screen, on its Performance tab
+            window.go("stand", arg, remember=False)
+            cast(Any, window.view("stand")).show_tab("performance")
+        else:
+            window.go(args.view, arg, remember=False)
         deadline = time.monotonic() + 60
         while window.busy and time.monotonic() < deadline:
             app.processEvents()

@@ -48,7 +48,8 @@ RAIL = (
     ("stands", "Stands", "stands", "Ctrl+2"),
     ("partners", "Partners", "partners", "Ctrl+3"),
     ("refills", "Refills", "refills", "Ctrl+4"),
-    ("settings", "Settings", "settings", "Ctrl+5"),
+    ("dashboard", "Dashboard", "dashboard", "Ctrl+5"),
+    ("settings", "Settings", "settings", "Ctrl+6"),
 )
 
 #: Where each screen lives: name -> (module, class).
@@ -58,6 +59,7 @@ SCREENS = {
     "partners": ("ui.views.partners", "PartnersView"),
     "refills": ("ui.views.refills", "RefillsView"),
     "settings": ("ui.views.settings", "SettingsView"),
+    "dashboard": ("ui.views.dashboard", "DashboardView"),
     "stand": ("ui.views.stand_detail", "StandDetailView"),
     "sale": ("ui.views.sale", "SaleView"),
     "count": ("ui.views.count", "CountView"),

@@ -340,7 +340,9 @@ class StandDetailView(QWidget):
         self._build_refills_tab()
         self._build_counts_tab()
         self._build_loyalty_tab()
+        self._build_performance_tab()
         self.tabs.currentChanged.connect(self._update_shortcuts)
+        self.tabs.currentChanged.connect(self._ensure_performance)
 
         self.message = EmptyState(tr("Choose a stand in the list to see it here."))
         self.message.setObjectName("StandMessage")
@@ -494,13 +496,45 @@ class StandDetailView(QWidget):
         layout.addWidget(ledger_stack, 1)
         self.tabs.addTab(self.loyalty_page, tr("&Loyalty"))
 
+    def _build_performance_tab(self) -> None:
+        # The panel (and matplotlib with it) is made the first time the tab is shown.
+        self.performance_page = QWidget()
+        self.performance_layout = QVBoxLayout(self.performance_page)
+        self.performance_layout.setContentsMargins(0, 0, 0, 0)
+        self.performance: Any = None
+        self.tabs.addTab(self.performance_page, tr("&Performance"))
+
+    def _ensure_performance(self, *_args: Any) -> None:
+        if self.tabs.currentWidget() is not self.performance_page or self.stand_id is None:
+            return
+        if self.performance is None:
+            from ui.views.performance import PerformancePanel
+
+            self.performance = PerformancePanel(self.ctx)
+            self.performance_layout.addWidget(self.performance)
+        self.performance.open(self.stand_id, now=True)
+
+    def show_tab(self, name: str) -> None:
+        """Bring a tab to the front by name: inventory, sales, refills, counts, loyalty,
+        performance."""
+        pages = {
+            "inventory": self.inventory_page,
+            "sales": self.sales_page,
+            "refills": self.refills_page,
+            "counts": self.counts_page,
+            "loyalty": self.loyalty_page,
+            "performance": self.performance_page,
+        }
+        self.tabs.setCurrentWidget(pages[name])
+
     # ------------------------------------------------------------------ public API
 
     @property
     def loading(self) -> bool:
         """True while any part of the screen is loading."""
         refills_loading = bool(getattr(self.refills_view, "loading", False))
-        return self._pending > 0 or refills_loading
+        performance_loading = bool(getattr(self.performance, "loading", False))
+        return self._pending > 0 or refills_loading or performance_loading
 
     def open(self, stand_id: str) -> None:
         """Show the stand ``stand_id`` (its header at once blanked, then filled as data comes)."""
@@ -513,6 +547,7 @@ class StandDetailView(QWidget):
             self._show_counts()
             self._show_loyalty()
             self._ensure_refills()
+            self._ensure_performance()
         self._load()
 
     def refresh(self) -> None:

@@ -373,8 +373,8 @@ class _Pairs:
     # adjust, tracked days, out-of-stock days, Σ sold on in-stock days, in-stock days,
     # Σ closing × cost (scaled)
     per_period: dict[str, np.ndarray[Any, Any]]
-    closing_daily: np.ndarray[Any, Any]  # (P, 2N) closing stock
-    received_daily: np.ndarray[Any, Any]  # (P, 2N)
+    closing_daily: np.ndarray[Any, Any]  # (P, 2N) closing stock (only when kept)
+    received_rows: tuple[np.ndarray[Any, Any], ...]  # (pair, day, units received), sparse
     par: list[int]
     reorder: list[int]
 
@@ -472,7 +472,7 @@ def _load(
 
         # Orders per stand and local day.
         d = day(StandOrder.occurred_at).label("d")
-        rows = session.execute(
+        rows = session.connection().execute(
             select(
                 StandOrder.stand_id,
                 d,
@@ -499,7 +499,7 @@ def _load(
         # Which period a line is in needs no local-day arithmetic: one boundary instant.
         boundary = period.utc_bounds(tz)[0]
         p = case((StandOrder.occurred_at >= boundary, 1), else_=0).label("p")
-        rows = session.execute(
+        rows = session.connection().execute(
             select(
                 StandOrder.stand_id,
                 StandOrderItem.product_id,
@@ -526,7 +526,19 @@ def _load(
             items[(si, product_id, pi)] = (units, revenue, cogs)
 
         if with_stock:
-            pairs = _stock_walk(session, tz, members, stands, window, n, day, stand_in, lo, hi)
+            pairs = _stock_walk(
+                session,
+                tz,
+                members,
+                stands,
+                window,
+                n,
+                day,
+                stand_in,
+                lo,
+                hi,
+                keep_daily=scope.kind == ScopeKind.STAND,
+            )
             groups.append((pairs, members))
             pp = pairs.per_period
             count = len(members)
@@ -594,7 +606,7 @@ def _load(
             .group_by(StandRefillOrderItem.refill_id)
             .subquery()
         )
-        rows = session.execute(
+        rows = session.connection().execute(
             select(
                 StandRefillOrder.stand_id,
                 StandRefillOrder.status,
@@ -691,6 +703,8 @@ def _stock_walk(
     stand_in: Any,
     lo: datetime,
     hi: datetime,
+    *,
+    keep_daily: bool,
 ) -> _Pairs:
     """Closing stock of every stand × SKU on every local day of the window, and the
     per-period partials that follow from it (see the module docstring for definitions)."""
@@ -723,17 +737,13 @@ def _stock_walk(
     active = np.array([bool(r[4]) for r in rows], dtype=bool)
     cost = np.array([int(r[7] * _COST_SCALE) for r in rows], dtype=np.int64)
 
-    # One extra column collects everything after the window (to wind stock back from now).
-    net = np.zeros((count, days + 1), dtype=np.int64)
-    sold = np.zeros((count, days), dtype=np.int64)
-    received = np.zeros((count, days), dtype=np.int64)
-    adjust = np.zeros((count, days), dtype=np.int64)
-    d = case(
-        (InventoryMovement.occurred_at >= hi, days),
-        else_=day(InventoryMovement.occurred_at),
-    ).label("d")
+    # Stock movements per pair and local day; one extra day collects everything after the
+    # window (to wind the stock back from today's on-hand). What SQL returns is sparse (a
+    # pair has movements on some days); only the closing stock is a full (pairs, days)
+    # array, of int32, so a year of 10,000 SKU slots stays within a few tens of MB.
     mv = InventoryMovement
-    result = session.execute(
+    d = case((mv.occurred_at >= hi, days), else_=day(mv.occurred_at)).label("d")
+    result = session.connection().execute(
         select(
             mv.stand_id,
             mv.product_id,
@@ -746,35 +756,52 @@ def _stock_walk(
         .where(stand_in(mv.stand_id), mv.occurred_at >= lo)
         .group_by(mv.stand_id, mv.product_id, d)
     )
-    fetched = [
-        (k, di, q, sl, r, a)
-        for stand_id, product_id, di, q, sl, r, a in result
-        if (k := pair_of.get((stand_id, product_id))) is not None
-    ]
-    if fetched:
-        k_, d_, q_, s_, r_, a_ = (
-            np.array(col, dtype=np.int64) for col in zip(*fetched, strict=True)
-        )
-        np.add.at(net, (k_, d_), q_)
-        inside = d_ < days
-        k_, d_ = k_[inside], d_[inside]
-        np.add.at(sold, (k_, d_), s_[inside])
-        np.add.at(received, (k_, d_), r_[inside])
-        np.add.at(adjust, (k_, d_), a_[inside])
+    # Read in slices straight into arrays: a year of a big program is ~10^6 rows, which as
+    # Python tuples would cost hundreds of MB.
+    chunks: list[np.ndarray[Any, Any]] = []
+    for part in result.partitions(65_536):
+        keys = [pair_of.get((row[0], row[1]), -1) for row in part]
+        block = np.array([row[2:] for row in part], dtype=np.int64).reshape(-1, 5)
+        block = np.column_stack([np.array(keys, dtype=np.int64), block])
+        chunks.append(block[block[:, 0] >= 0])
+    table = np.concatenate(chunks) if chunks else np.zeros((0, 6), dtype=np.int64)
+    del chunks
+    k_, d_, q_, s_, r_, a_ = (table[:, i] for i in range(6))
 
-    opening_window = on_hand - net.sum(axis=1)
-    closing = opening_window[:, None] + np.cumsum(net[:, :days], axis=1)
-    day_no = np.arange(days)[None, :]
-    tracked = active[:, None] & (day_no >= first_day[:, None])
-    oos = tracked & (closing <= 0)
-    instock = tracked & ~oos
-    value = np.where(tracked, np.maximum(closing, 0), 0) * cost[:, None]
+    net = np.zeros((count, days + 1), dtype=np.int32)
+    np.add.at(net, (k_, d_), q_.astype(np.int32))
+    opening_window = on_hand - net.sum(axis=1, dtype=np.int64)
+    closing = np.cumsum(net[:, :days], axis=1, dtype=np.int32)
+    del net
+    closing += opening_window.astype(np.int32)[:, None]
+
+    day_no = np.arange(days, dtype=np.int32)[None, :]
+    tracked = (day_no >= first_day[:, None]) & active[:, None]
+    instock = tracked & (closing > 0)
 
     def per_period(a: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-        return np.stack([a[:, :n].sum(axis=1), a[:, n:].sum(axis=1)], axis=1)
+        return np.stack(
+            [a[:, :n].sum(axis=1, dtype=np.int64), a[:, n:].sum(axis=1, dtype=np.int64)], axis=1
+        )
+
+    tracked_pp = per_period(tracked)
+    instock_pp = per_period(instock)
+    units_held = per_period(np.where(tracked, np.maximum(closing, 0), 0))
+
+    # The sparse figures, summed per pair and period (and, for sales, on in-stock days).
+    inside = d_ < days
+    ki, di, pi = k_[inside], d_[inside], (d_[inside] >= n).astype(np.int64)
+    sums = {}
+    for name, values in (("sold", s_), ("received", r_), ("adjust", a_)):
+        acc = np.zeros((count, 2), dtype=np.int64)
+        np.add.at(acc, (ki, pi), values[inside])
+        sums[name] = acc
+    on_instock_day = instock[ki, di]
+    sold_instock = np.zeros((count, 2), dtype=np.int64)
+    np.add.at(sold_instock, (ki[on_instock_day], pi[on_instock_day]), s_[inside][on_instock_day])
 
     opening_prior = np.maximum(opening_window, 0)
-    opening_current = np.maximum(closing[:, n - 1], 0) if n else opening_prior
+    opening_current = np.maximum(closing[:, n - 1], 0).astype(np.int64)
     # A SKU not yet carried at the start of a period has no opening stock to sell through.
     opening = np.stack(
         [
@@ -789,24 +816,25 @@ def _stock_walk(
             np.where(tracked[:, -1], np.maximum(closing[:, -1], 0), 0),
         ],
         axis=1,
-    )
+    ).astype(np.int64)
+    received_rows = (ki, di, r_[inside])
     return _Pairs(
         stand_idx=stand_idx,
         product_ids=[r[1] for r in rows],
         per_period={
             "opening": opening,
             "closing": closing_end,
-            "sold": per_period(sold),
-            "received": per_period(received),
-            "adjust": per_period(adjust),
-            "tracked": per_period(tracked.astype(np.int64)),
-            "oos": per_period(oos.astype(np.int64)),
-            "instock": per_period(instock.astype(np.int64)),
-            "sold_instock": per_period(np.where(instock, sold, 0)),
-            "inv_cost": per_period(value),
+            "sold": sums["sold"],
+            "received": sums["received"],
+            "adjust": sums["adjust"],
+            "tracked": tracked_pp,
+            "oos": tracked_pp - instock_pp,
+            "instock": instock_pp,
+            "sold_instock": sold_instock,
+            "inv_cost": units_held * cost[:, None],
         },
-        closing_daily=closing,
-        received_daily=received,
+        closing_daily=closing if keep_daily else np.zeros((count, 0), dtype=np.int32),
+        received_rows=received_rows,
         par=[int(r[5]) for r in rows],
         reorder=[int(r[6]) for r in rows],
     )
@@ -1058,8 +1086,11 @@ def _stock_series(session: Session, loaded: _Loaded) -> tuple[StockSeries, ...]:
             StockEvent(local_date(counted_at, stand.tz), int(variance), int(counted))
         )
     out = []
+    received: dict[int, dict[int, int]] = defaultdict(dict)
+    for k, di, q in zip(*(a.tolist() for a in pairs.received_rows), strict=True):
+        if di >= n and q > 0:
+            received[k][di - n] = q
     for k, pid in enumerate(pairs.product_ids):
-        received = pairs.received_daily[k, n:]
         out.append(
             StockSeries(
                 product_id=pid,
@@ -1068,9 +1099,7 @@ def _stock_series(session: Session, loaded: _Loaded) -> tuple[StockSeries, ...]:
                 on_hand=tuple(int(v) for v in pairs.closing_daily[k, n:]),
                 par_level=pairs.par[k],
                 reorder_point=pairs.reorder[k],
-                deliveries=tuple(
-                    StockEvent(days[i], int(q)) for i, q in enumerate(received) if q > 0
-                ),
+                deliveries=tuple(StockEvent(days[i], q) for i, q in sorted(received[k].items())),
                 counts=tuple(counts.get(pid, ())),
             )
         )

@@ -3,7 +3,8 @@
 Everything the desktop app does to the local database can be scripted here: create or
 migrate the database, generate demo data, list and inspect stands, record sales and counts,
 run refills through their lifecycle, onboard partners, manage loyalty points and payouts,
-and verify the stock ledger. Every action goes through :mod:`app.services` (via
+show performance KPIs (``kpi``) and write PDF reports (``report``), and verify the stock
+ledger. Every action goes through :mod:`app.services` (via
 :class:`app.backend.Backend`), so the rules, the change log and the error messages are the
 same as in the GUI.
 

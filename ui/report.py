@@ -217,7 +217,7 @@ def _change(kpi: Kpi) -> _Change:
     if kpi.value == kpi.prior:
         text = kpi_text.format_change(kpi).lstrip("+")
         return _Change(text, "=" if text else "", None)
-    text = _minus(kpi_text.format_change(kpi)) or "from zero"
+    text = _minus(kpi_text.format_change(kpi))
     if text != "from zero" and not any(ch in "123456789" for ch in text):
         # Rounds to zero: neither colour, lest "−0.0 pt" look like news.
         return _Change(text.lstrip("+−"), "≈", None)

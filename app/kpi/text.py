@@ -37,11 +37,14 @@ def format_value(unit: Unit, value: Decimal | None, currency: str = "EUR") -> st
 
 
 def format_change(kpi: Kpi) -> str:
-    """``+12.5%`` vs the prior period; for ratios the change in points (``+1.2 pt``)."""
+    """``+12.5%`` vs the prior period; for ratios the change in points (``+1.2 pt``);
+    ``from zero`` when the prior was zero (a percentage of nothing means nothing)."""
     if kpi.value is None or kpi.prior is None:
         return ""
     if kpi.unit == Unit.RATIO:
         return f"{(kpi.value - kpi.prior) * 100:+.1f} pt"
+    if kpi.prior == 0:
+        return "" if kpi.value == 0 else "from zero"
     change = kpi.change
     return "" if change is None else f"{change * 100:+.1f}%"
 

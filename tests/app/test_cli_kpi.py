@@ -41,6 +41,7 @@ def test_kpi_table_for_people(
     assert "(28 days)" in r.out
     revenue = next(line for line in r.out.splitlines() if line.startswith("Revenue "))
     assert "€3.00" in revenue
+    assert "from zero" in revenue  # no sales in the prior period: no percentage of nothing
     assert "Sum of order totals" in revenue
     r = run("kpi", "--rep", "rep.anna", "--period", "2026-01-01..2026-01-31")
     assert r.code == 0, r.err

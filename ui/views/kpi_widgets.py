@@ -219,10 +219,14 @@ class KpiTile(QFrame):
         else:
             arrow = "▲" if (kpi.value or 0) > (kpi.prior or 0) else "▼"
             if kpi.value == kpi.prior:
-                arrow = "＝"
-            self.change.setText(
-                tr("{arrow} {change} vs {prior}").format(arrow=arrow, change=change, prior=prior)
-            )
+                text = tr("＝ same as the prior period")
+            elif change == "from zero":
+                text = tr("{arrow} from {prior}").format(arrow=arrow, prior=prior)
+            else:
+                text = tr("{arrow} {change} vs {prior}").format(
+                    arrow=arrow, change=change, prior=prior
+                )
+            self.change.setText(text)
             if good is None:
                 self.change.setStyleSheet("color: palette(mid);")
             else:

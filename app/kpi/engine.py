@@ -26,7 +26,9 @@ Definitions (``KPI_DEFS`` below holds them as data, with the sentence shown to u
   movements of the stock ledger.
 - **Out-of-stock day**: a day on which a SKU the stand carries *closed* with no stock (on
   hand ≤ 0 at the end of the local day). Days before the stand carried the SKU, and SKUs it
-  no longer carries, are not counted. **Stock-out days** is the number of such SKU-days;
+  no longer carries, are not counted, nor are the shelves of stands that are not active
+  today (paused or removed: their sales count, their stock days do not; planned stands are
+  left out of wider scopes altogether). **Stock-out days** is the number of such SKU-days;
   **in-stock rate** = 1 − stock-out SKU-days ÷ carried SKU-days.
 - **In-stock average daily sales (ADS)**: for each SKU, units sold on days that closed in
   stock ÷ the number of those days (a sell-out day is left out: its demand was cut short);
@@ -104,6 +106,7 @@ from app.models import (
     StandPartner,
     StandRefillOrder,
     StandRefillOrderItem,
+    StandStatus,
 )
 from app.rules import PROGRAM_TIMEZONE, local_date, round_money
 from app.services.base import transactional
@@ -361,6 +364,7 @@ class _Stand:
     longitude: float | None
     tz: str
     partner_id: str
+    status: str
 
 
 @dataclass
@@ -412,6 +416,7 @@ def resolve_scope(session: Session, scope: Scope) -> tuple[Scope, list[_Stand]]:
         StandLocation.longitude,
         StandLocation.timezone,
         StandLocation.partner_id,
+        StandLocation.status,
     ).order_by(StandLocation.name, StandLocation.id)
     label = scope.label
     if scope.kind == ScopeKind.STAND:
@@ -433,6 +438,9 @@ def resolve_scope(session: Session, scope: Scope) -> tuple[Scope, list[_Stand]]:
         label = label or f"Territory of {scope.key}"
     else:
         label = label or "Whole program"
+    if scope.kind != ScopeKind.STAND:
+        # A planned stand is not live yet: no shelf, no sales, nothing to rank.
+        q = q.where(StandLocation.status != StandStatus.PLANNED)
     stands = [_Stand(*row) for row in session.execute(q)]
     return Scope(scope.kind, scope.key, label), stands
 
@@ -734,7 +742,10 @@ def _stock_walk(
     first_day = np.array(
         [(r[3].astimezone(zone).date() - window.start).days for r in rows], dtype=np.int64
     )
-    active = np.array([bool(r[4]) for r in rows], dtype=bool)
+    # Shelves of stands that are not active today (planned, paused, removed) are not for
+    # sale: their days count neither as in stock nor as out (their sales still count).
+    live = {stands[i].id for i in members if stands[i].status == StandStatus.ACTIVE}
+    active = np.array([bool(r[4]) and r[0] in live for r in rows], dtype=bool)
     cost = np.array([int(r[7] * _COST_SCALE) for r in rows], dtype=np.int64)
 
     # Stock movements per pair and local day; one extra day collects everything after the

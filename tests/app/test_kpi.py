@@ -134,6 +134,23 @@ def _build(session: Session, catalog: list[CatalogProduct]) -> tuple[World, dict
 
     partner_a, a = onboard("Kiosk Alex", BERLIN, [p1.id, p2.id])
     partner_b, b = onboard("Deli Brooklyn", NEW_YORK, [p1.id])
+    # A partner still being signed up: their stand is planned, not live, and stays out of
+    # the territory's and the program's figures (the oracle never hears of it).
+    onboarding.onboard_partner(
+        session,
+        REP,
+        onboarding.PartnerInput(name="Not Yet GmbH", contact_name="Ida", package_code="pro"),
+        onboarding.StandInput(
+            name="Not Yet",
+            address="Weg 2",
+            city="Berlin",
+            location_type="kiosk",
+            capacity_units=100,
+            assigned_rep=REP.user,
+            products=[p1.id, p2.id],
+        ),
+        now=created,
+    )
     ids.update(a=a, b=b, partner_a=partner_a, partner_b=partner_b, p1=p1.id, p2=p2.id)
 
     def refill(
@@ -502,6 +519,7 @@ def test_dashboard_and_performance_carry_the_same_figures(
         dash = dashboard(s, Scope(ScopeKind.PROGRAM), PERIOD, now=NOW)
     with factory() as s:
         perf = stand_performance(s, ids["a"], PERIOD, now=NOW)
+    assert dash.report.stand_count == 2  # the planned stand is not live yet
     assert dash.report["revenue"].value == expected(w, [ids["a"], ids["b"]], PERIOD)["revenue"]
     # Revenue per day sums to the period's revenue; the prior series to the prior's.
     assert sum(dash.revenue.revenue) == dash.report["revenue"].value
@@ -535,6 +553,28 @@ def test_dashboard_and_performance_carry_the_same_figures(
     assert set(heat.stand_ids) == {ids["a"], ids["b"]}
     assert len(heat.values) == 2
     assert all(len(r) == len(heat.product_ids) for r in heat.values)
+
+
+def test_a_paused_stand_counts_its_sales_but_not_its_shelf_days(
+    world: tuple[SessionFactory, World, dict[str, str]],
+) -> None:
+    from sqlalchemy import update
+
+    from app.models import StandLocation, StandStatus
+
+    factory, w, ids = world
+    with factory() as s, s.begin():
+        s.execute(
+            update(StandLocation)
+            .where(StandLocation.id == ids["b"])
+            .values(status=StandStatus.PAUSED)
+        )
+    got = _report(factory, Scope(ScopeKind.PROGRAM))
+    both, only_a = expected(w, [ids["a"], ids["b"]], PERIOD), expected(w, [ids["a"]], PERIOD)
+    assert got["revenue"][0] == both["revenue"]
+    assert got["stockout_days"][0] == only_a["stockout_days"]
+    assert got["in_stock_rate"][0] == only_a["in_stock_rate"]
+    assert got["stockout_days"][0] != both["stockout_days"]
 
 
 def test_unknown_scopes_and_bad_periods_are_refused(factory: SessionFactory) -> None:

@@ -28,6 +28,7 @@ from matplotlib.axes import Axes
 from matplotlib.axis import Axis, XAxis
 from matplotlib.colorbar import Colorbar
 from matplotlib.colors import Normalize, to_rgb, to_rgba
+from matplotlib.transforms import ScaledTranslation, Transform
 
 from app.kpi.model import (
     RefillFlow,
@@ -54,7 +55,14 @@ from ui.charts.formats import (
 from ui.charts.style import ChartStyle
 
 NO_DATA = "No data for this period"
+NO_SALES = "No sales in this period"
+NO_SALES_EITHER = "No sales in this period or the prior one"
+NO_UNITS = "No units sold in this period"
 INF = math.inf
+
+#: Room above the highest value of a bar or line chart, as a fraction of the data's span,
+#: so the tallest bar does not touch the frame.
+HEADROOM = 0.08
 
 #: Small print (omitted counts, value labels), in points.
 SMALL = 8.0
@@ -251,6 +259,19 @@ def weekly_totals(data: RevenueSeries) -> tuple[list[date], list[Decimal], list[
     return mondays, revenue, prior
 
 
+def _value_limits(values: np.ndarray, least: float = 1.0) -> tuple[float, float]:
+    """Limits for a value axis that starts at zero (or below, for negative values): the
+    data's range with :data:`HEADROOM` beyond it, and at least ``least`` wide (one currency
+    unit for money), so a few cents are not spread over the whole height with ticks at
+    0.01, 0.03 …"""
+    finite = values[np.isfinite(values)]
+    low = min(0.0, float(finite.min())) if len(finite) else 0.0
+    high = max(0.0, float(finite.max())) if len(finite) else 0.0
+    span = high - low
+    bottom = low - HEADROOM * span if low < 0 else 0.0
+    return bottom, max(high + HEADROOM * span, bottom + least)
+
+
 def draw_revenue(
     ax: Axes,
     data: RevenueSeries,
@@ -263,10 +284,20 @@ def draw_revenue(
     """Revenue per day (or per ISO week) as bars, or as a line for long periods
     (``kind``: "auto", "bar" or "line"); the prior period as a faint ghost line; and a
     trailing moving average over ``moving_average`` buckets (days, or weeks when
-    ``weekly``), drawn only where its window is full (0 or 1 turns it off)."""
+    ``weekly``), drawn only where its window is full and only when that makes a line of at
+    least two points (0 or 1 turns it off).
+
+    A period without sales shows no empty axes: with no sales in the prior period either
+    it says "No sales in this period or the prior one" instead of a chart (an empty grid
+    scaled to nothing reads like a fault); when the prior period had sales the chart is
+    drawn, the prior's ghost line being the news, with "No sales in this period" written
+    across it so the missing bars do not look like missing data."""
     if not data.days:
         return _no_data(ax, style)
     tr, loc = style.tr, style.locale
+    sold = any(v for v in data.revenue)
+    if not sold and not any(v for v in data.prior):
+        return _no_data(ax, style, NO_SALES_EITHER if data.prior else NO_SALES)
     style_axes(ax, style)
     if weekly:
         starts, revenue_d, prior_d = weekly_totals(data)
@@ -283,11 +314,13 @@ def draw_revenue(
     revenue = _floats(revenue_d, n)
     prior = _floats(prior_d, n)
     as_bars = kind == "bar" or (kind == "auto" and n <= 62)
+    # Without sales the revenue draws nothing visible: no legend entry for it then.
+    revenue_label = tr("Revenue") if sold else "_" + tr("Revenue")
 
     if as_bars:
-        ax.bar(x, revenue, width=width, color=style.accent, label=tr("Revenue"), zorder=2)
+        ax.bar(x, revenue, width=width, color=style.accent, label=revenue_label, zorder=2)
     else:
-        ax.plot(x, revenue, color=style.accent, linewidth=1.6, label=tr("Revenue"), zorder=3)
+        ax.plot(x, revenue, color=style.accent, linewidth=1.6, label=revenue_label, zorder=3)
         ax.fill_between(x, revenue, color=style.accent, alpha=0.12, linewidth=0, zorder=2)
     if not np.all(np.isnan(prior)):
         ax.plot(
@@ -300,11 +333,17 @@ def draw_revenue(
             zorder=3,
         )
     average = np.full(n, np.nan)
-    if moving_average > 1 and n >= moving_average:
+    if sold and moving_average > 1 and n >= moving_average:
         kernel = np.ones(moving_average) / moving_average
         average[moving_average - 1 :] = np.convolve(revenue, kernel, mode="valid")
-        label = tr("{n}-week average" if weekly else "{n}-day average").format(n=moving_average)
-        ax.plot(x, average, color=style.trend, linewidth=1.8, label=label, zorder=4)
+        # A lone averaged point (the period just one window long) draws no line: then
+        # neither the line nor its legend entry nor an "Average" in the hover text.
+        finite = np.isfinite(average)
+        if (finite[1:] & finite[:-1]).any():
+            label = tr("{n}-week average" if weekly else "{n}-day average").format(n=moving_average)
+            ax.plot(x, average, color=style.trend, linewidth=1.8, label=label, zorder=4)
+        else:
+            average[:] = np.nan
 
     if weekly:
         _date_axis(ax, style, mondays=True)
@@ -313,9 +352,21 @@ def draw_revenue(
     ax.set_xlim(x[0] - width / 2 - 0.4, x[-1] + width / 2 + 0.4)
     ax.yaxis.set_major_formatter(money_formatter(data.currency, loc))
     ax.yaxis.set_major_locator(ticker.MaxNLocator(nbins=5, min_n_ticks=3))
-    low = np.nanmin(np.concatenate([revenue, prior, [0.0]]))
-    if low >= 0:
-        ax.set_ylim(bottom=0)
+    ax.set_ylim(*_value_limits(np.concatenate([revenue, prior, average])))
+    if not sold:
+        ax.text(
+            0.5,
+            0.55,
+            tr(NO_SALES),
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            color=style.muted,
+            fontsize=10,
+            zorder=5,
+            # Masks the ghost line and grid passing behind it.
+            bbox={"boxstyle": "round,pad=0.4", "facecolor": style.bg, "edgecolor": "none"},
+        )
     _legend_above(ax, style, 3, first=tr("Revenue"))
 
     targets = []
@@ -347,10 +398,25 @@ def draw_revenue(
 # ------------------------------------------------------------------ stock
 
 
+#: How far (points) a delivery triangle is lifted to sit above a count diamond on the same
+#: day: the diamond's half height (about 3.9 pt at ``s=30``) plus the triangle's (about 3.4
+#: pt at ``s=46``) plus their rims and a hair of air.
+LIFT = 9.0
+
+
+def _lifted(ax: Axes, points: float) -> Transform:
+    """Data coordinates moved up by ``points`` on the screen."""
+    if not points:
+        return ax.transData
+    return ax.transData + ScaledTranslation(0.0, points / 72.0, ax.figure.dpi_scale_trans)
+
+
 def draw_stock(ax: Axes, data: StockSeries, style: ChartStyle) -> list[HoverTarget]:
     """Closing on-hand per day as a step line, par and reorder levels as labelled lines,
     deliveries as triangles (annotated with the quantity) and counts as diamonds at the
-    counted quantity; days out of stock are shaded."""
+    counted quantity; days out of stock are shaded. A delivery on a day that also has a
+    count is stacked just above the diamond rather than hidden under it. Each day's column
+    is one hover target naming the day's level and all its events."""
     if not data.days:
         return _no_data(ax, style)
     tr, loc = style.tr, style.locale
@@ -404,40 +470,58 @@ def draw_stock(ax: Axes, data: StockSeries, style: ChartStyle) -> list[HoverTarg
         )
 
     notes: dict[int, list[str]] = {}
+    counts = [(index[e.day], e) for e in data.counts if e.day in index]
+    counted_on = {
+        i: float(e.counted) if e.counted is not None else float(on_hand[i]) for i, e in counts
+    }
     deliveries = [(index[e.day], e) for e in data.deliveries if e.day in index]
     if deliveries:
+        # A delivery and a count on the same day would share a spot, the triangle hidden
+        # under the diamond: there the triangle is lifted (by a fixed distance in points,
+        # whatever the scale) to sit on top of the diamond, still in the day's column.
+        lifted = [i in counted_on for i, _ in deliveries]
         dx = np.array([x[i] + 0.5 for i, _ in deliveries])
-        dy = np.array([on_hand[i] for i, _ in deliveries])
-        ax.scatter(
-            dx,
-            dy,
-            marker="^",
-            s=46,
-            color=style.delivery,
-            edgecolors=style.bg,
-            linewidths=0.8,
-            label=tr("Delivery"),
-            zorder=5,
+        dy = np.array(
+            [
+                max(on_hand[i], counted_on[i]) if lift else on_hand[i]
+                for (i, _), lift in zip(deliveries, lifted, strict=True)
+            ]
         )
-        for (i, event), px, py in zip(deliveries, dx, dy, strict=True):
+        label = tr("Delivery")
+        for lift in (False, True):
+            chosen = np.array([lf == lift for lf in lifted])
+            if not chosen.any():
+                continue
+            ax.scatter(
+                dx[chosen],
+                dy[chosen],
+                marker="^",
+                s=46,
+                color=style.delivery,
+                edgecolors=style.bg,
+                linewidths=0.8,
+                label=label,
+                zorder=7,  # over the count diamond should they still meet
+                transform=_lifted(ax, LIFT if lift else 0.0),
+            )
+            label = "_" + label  # one legend entry for both
+        for (i, event), px, py, lift in zip(deliveries, dx, dy, lifted, strict=True):
             notes.setdefault(i, []).append(tr("Delivered {qty:+d}").format(qty=event.quantity))
             if len(deliveries) <= 20:
                 ax.annotate(
                     f"{event.quantity:+d}",
                     xy=(px, py),
-                    xytext=(0, 6),
+                    xytext=(0, 6 + (LIFT if lift else 0.0)),
                     textcoords="offset points",
                     ha="center",
                     va="bottom",
                     color=style.delivery,
                     fontsize=SMALL - 0.5,
                 )
-    counts = [(index[e.day], e) for e in data.counts if e.day in index]
     if counts:
-        cy = [float(e.counted) if e.counted is not None else on_hand[i] for i, e in counts]
         ax.scatter(
             [x[i] + 0.5 for i, _ in counts],
-            cy,
+            [counted_on[i] for i, _ in counts],
             marker="D",
             s=30,
             color=style.count,
@@ -496,9 +580,14 @@ def draw_sku_units(
     """Units sold per SKU as horizontal bars, best at the top: the ``top`` best and ``top``
     worst sellers (all of them when there are at most ``2 * top``), each with its units and
     sell-through written at the bar's end. (``SkuUnits`` has no currency: pass the
-    report's as ``currency``.)"""
+    report's as ``currency``.)
+
+    When nothing sold at all it says "No units sold in this period" rather than drawing
+    empty bars labelled "0 · –"."""
     if not data:
         return _no_data(ax, style)
+    if not any(s.units for s in data):
+        return _no_data(ax, style, NO_UNITS)
     tr, loc = style.tr, style.locale
     style_axes(ax, style, grid="x")
     ranked = sorted(data, key=lambda s: (-s.units, s.product_name))
@@ -893,10 +982,14 @@ def draw_refill_funnel(ax: Axes, data: RefillFlow, style: ChartStyle) -> list[Ho
 
 def _nice_bins(values: np.ndarray) -> np.ndarray:
     """Histogram bin edges at round numbers (0, 2, 4 … rather than 0.37, 1.91 …), about as
-    many as numpy's "auto" rule would use, at most 24."""
+    many as numpy's "auto" rule would use, at most 24. A single value gets one bin a unit
+    wide centred on the nearest whole number (4.5–5.5 for 5.3), not below zero."""
     low, high = float(values.min()), float(values.max())
     if high - low < 1e-9:
-        return np.array([low - 0.5, low + 0.5])
+        left = round(low) - 0.5
+        if low >= 0:
+            left = max(0.0, left)
+        return np.array([left, left + 1.0])
     wanted = min(24, max(1, len(np.histogram_bin_edges(values, bins="auto")) - 1))
     locator = ticker.MaxNLocator(nbins=wanted, steps=[1, 2, 2.5, 5, 10], min_n_ticks=2)
     return np.asarray(locator.tick_values(low, high), dtype=float)
@@ -915,6 +1008,13 @@ def draw_cycle_times(ax: Axes, data: RefillFlow, style: ChartStyle) -> list[Hove
     values = hours / 24 if in_days else hours
     unit = tr("days") if in_days else tr("hours")
     counts, edges = np.histogram(values, bins=_nice_bins(values))
+    if len(counts) == 1:
+        # One bin alone would be stretched across the whole axes: leave a bin's width of
+        # room on either side (none below zero), so it reads as one narrow bar.
+        bin_width = float(edges[1] - edges[0])
+        left = float(edges[0]) - bin_width
+        ax.set_xlim(max(0.0, left) if edges[0] >= 0 else left, float(edges[1]) + bin_width)
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(nbins=6, steps=[1, 2, 5, 10]))
     ax.bar(
         edges[:-1],
         counts,
@@ -946,7 +1046,9 @@ def draw_cycle_times(ax: Axes, data: RefillFlow, style: ChartStyle) -> list[Hove
     ax.set_xlabel(tr("Request to confirmation, {unit}").format(unit=unit))
     ax.set_ylabel(tr("Refills"))
     ax.set_title(
-        tr("{n} refills confirmed").format(n=format_number(len(hours), loc)),
+        tr("1 refill confirmed" if len(hours) == 1 else "{n} refills confirmed").format(
+            n=format_number(len(hours), loc)
+        ),
         loc="right",
         fontsize=SMALL,
         fontweight="normal",
@@ -956,8 +1058,13 @@ def draw_cycle_times(ax: Axes, data: RefillFlow, style: ChartStyle) -> list[Hove
     targets = []
     for k, count in enumerate(counts):
         lo, hi = float(edges[k]), float(edges[k + 1])
-        text = tr("{low}–{high} {unit}: {n} refills").format(
-            low=format_number(lo, loc, 1), high=format_number(hi, loc, 1), unit=unit, n=count
+        text = tr(
+            "{low}–{high} {unit}: 1 refill" if count == 1 else "{low}–{high} {unit}: {n} refills"
+        ).format(
+            low=format_number(lo, loc, 1),
+            high=format_number(hi, loc, 1),
+            unit=unit,
+            n=format_number(int(count), loc),
         )
         targets.append(HoverTarget((lo + hi) / 2, float(count), text, (lo, hi, -INF, INF)))
     return targets

@@ -192,6 +192,56 @@ def test_moving_average_only_where_the_window_is_full() -> None:
     assert "Average: €2.00" in targets[2].text
 
 
+def test_revenue_without_sales_in_either_period_says_so() -> None:
+    ax, targets = _render(draw.draw_revenue, _series(["0"] * 14))
+    assert targets == []
+    assert _texts(ax) == [draw.NO_SALES_EITHER]
+    assert not ax.axison
+
+
+def test_revenue_without_sales_but_prior_sales_shows_the_prior() -> None:
+    series = _series(["0"] * 14, prior=["0", "120.50", "80", *["40"] * 11])
+    ax, targets = _render(draw.draw_revenue, series)
+    assert ax.axison
+    assert draw.NO_SALES in _texts(ax)
+    legend = ax.get_legend()
+    assert legend is not None
+    # Nothing to average: no flat average line lying on the axis; and no legend entry for
+    # revenue bars that are not there.
+    assert [t.get_text() for t in legend.get_texts()] == ["Prior period"]
+    assert targets[1].text.splitlines() == ["Nov 5", "Revenue: €0.00", "Prior period: €120.50"]
+    assert ax.get_ylim()[0] == 0
+    assert ax.get_ylim()[1] >= 120.5
+
+
+@pytest.mark.parametrize("values", [["0.02", "0", "0.01"], ["0.4", "0.1", "0"]])
+def test_revenue_axis_spans_at_least_one_currency_unit(values) -> None:
+    ax, _ = _render(draw.draw_revenue, _series(values))
+    assert ax.get_ylim() == (0.0, pytest.approx(1.0))
+    ticks = [t for t in ax.get_yticks() if 0 <= t <= 1]
+    assert len(ticks) >= 3
+    assert all(round(t * 100) % 10 == 0 for t in ticks)  # no €0.01, €0.03 …
+
+
+@pytest.mark.parametrize(("days", "drawn"), [(6, False), (7, False), (8, True)])
+def test_moving_average_drawn_only_when_it_makes_a_line(days, drawn) -> None:
+    ax, targets = _render(draw.draw_revenue, samples.revenue(days))
+    legend = ax.get_legend()
+    assert legend is not None
+    assert ("7-day average" in [t.get_text() for t in legend.get_texts()]) is drawn
+    assert any(line.get_label() == "7-day average" for line in ax.lines) is drawn
+    assert any("Average" in t.text for t in targets) is drawn
+
+
+@pytest.mark.parametrize("kw", [{}, {"kind": "line"}, {"weekly": True}])
+def test_revenue_has_headroom_above_the_highest_value(kw) -> None:
+    series = _series(["10", "250", "40", "90", "120", "60", "30", "75", "95"], prior=["200"] * 9)
+    ax, _ = _render(draw.draw_revenue, series, **kw)
+    highest = max(b.get_height() for b in _bars(ax)) if _bars(ax) else 250.0
+    assert ax.get_ylim()[0] == 0
+    assert ax.get_ylim()[1] >= highest * 1.07
+
+
 def test_long_period_draws_a_line() -> None:
     ax, targets = _render(draw.draw_revenue, samples.revenue(200))
     assert not _bars(ax)
@@ -227,6 +277,53 @@ def test_stock_levels_and_events() -> None:
     assert "Counted 4 (variance -1)" in targets[4].text
 
 
+def _marker_centres(ax: Axes, label: str) -> np.ndarray:
+    """Display positions (pixels) of the markers of all scatters drawn for ``label``."""
+    collections = [
+        c
+        for c in ax.collections
+        if isinstance(c, PathCollection) and c.get_label() in (label, f"_{label}")
+    ]
+    centres = np.concatenate(
+        [c.get_offset_transform().transform(c.get_offsets()) for c in collections]
+    )
+    return centres[np.argsort(centres[:, 0])]  # left to right
+
+
+def test_stock_delivery_and_count_on_the_same_day_are_both_visible() -> None:
+    days = samples.days(6)
+    series = StockSeries(
+        product_id="p1",
+        product_name="Water",
+        days=days,
+        on_hand=(6, 4, 20, 18, 16, 14),
+        par_level=24,
+        reorder_point=8,
+        deliveries=(StockEvent(days[2], 16), StockEvent(days[4], 0)),
+        counts=(StockEvent(days[2], 0, counted=20),),
+    )
+    ax, targets = _render(draw.draw_stock, series)
+    (delivery, lone), (count,) = _marker_centres(ax, "Delivery"), _marker_centres(ax, "Count")
+    assert delivery[0] == pytest.approx(count[0])  # same day
+    assert delivery[1] - count[1] >= 9  # stacked above the diamond, not hidden under it
+    # A delivery with no count that day stays on the line.
+    on_line = ax.transData.transform((ax.lines[0].get_xdata()[4] + 0.5, 16))
+    assert lone.tolist() == pytest.approx(on_line.tolist())
+    # The quantity label sits above the lifted triangle.
+    (label,) = [t for t in ax.texts if t.get_text() == "+16"]
+    assert label.xyann[1] > 9
+    legend = ax.get_legend()
+    assert legend is not None
+    assert [t.get_text() for t in legend.get_texts()].count("Delivery") == 1
+    # Hovering the day shows both events.
+    assert targets[2].text.splitlines() == [
+        "Nov 6",
+        "On hand: 20",
+        "Delivered +16",
+        "Counted 20 (variance +0)",
+    ]
+
+
 # ------------------------------------------------------------------ bars
 
 
@@ -251,6 +348,14 @@ def test_sku_units_all_when_few() -> None:
     ax, _ = _render(draw.draw_sku_units, _skus(5), top=8)
     assert [b.get_width() for b in _bars(ax)] == [12, 9, 6, 3, 0]
     assert not any("more" in t for t in _texts(ax))
+
+
+def test_sku_units_all_zero_says_so() -> None:
+    data = tuple(SkuUnits(f"p{i}", f"Product {i}", 0, Decimal(0), None) for i in range(5))
+    ax, targets = _render(draw.draw_sku_units, data)
+    assert targets == []
+    assert _texts(ax) == [draw.NO_UNITS]
+    assert not ax.axison
 
 
 def _ranking(values: list[str | None], unit: Unit = Unit.MONEY) -> StandRanking:
@@ -357,10 +462,37 @@ def test_cycle_times_units_and_median(hours, unit, median) -> None:
     assert sum(int(t.text.split(": ")[1].split()[0]) for t in targets) == 3
 
 
-def test_cycle_times_single_value() -> None:
-    ax, targets = _render(draw.draw_cycle_times, RefillFlow((), 0, 0, (5.0,)))
-    assert len(_bars(ax)) == 1
-    assert len(targets) == 1
+@pytest.mark.parametrize(
+    ("hours", "edges", "text"),
+    [
+        ((5.0,), (4.5, 5.5), "4.5–5.5 hours: 1 refill"),
+        ((5.3,), (4.5, 5.5), "4.5–5.5 hours: 1 refill"),
+        ((0.2,), (0.0, 1.0), "0.0–1.0 hours: 1 refill"),
+        ((80.0, 80.0), (2.5, 3.5), "2.5–3.5 days: 2 refills"),
+    ],
+)
+def test_cycle_times_single_value(hours, edges, text) -> None:
+    ax, targets = _render(draw.draw_cycle_times, RefillFlow((), 0, 0, hours))
+    (bar,) = _bars(ax)
+    assert (bar.get_x(), bar.get_x() + bar.get_width()) == pytest.approx(edges)
+    left, right = ax.get_xlim()
+    # One bin's width of room on either side (never below zero): not one bar filling the
+    # whole axes.
+    assert left == pytest.approx(max(0.0, edges[0] - 1))
+    assert right == pytest.approx(edges[1] + 1)
+    assert [t.text for t in targets] == [text]
+    n = len(hours)
+    assert ax.get_title(loc="right") == (
+        "1 refill confirmed" if n == 1 else f"{n} refills confirmed"
+    )
+
+
+def test_cycle_times_counts_refills_in_the_plural() -> None:
+    ax, targets = _render(draw.draw_cycle_times, RefillFlow((), 0, 0, (1.0, 2.0, 2.5, 9.0)))
+    assert ax.get_title(loc="right") == "4 refills confirmed"
+    texts = [t.text.split(": ")[1] for t in targets]
+    assert "1 refill" in texts
+    assert all(t in ("0 refills", "1 refill") or t.endswith(" refills") for t in texts)
 
 
 # ------------------------------------------------------------------ isolation

@@ -167,6 +167,7 @@ class ChartWidget(QWidget):
     ) -> None:
         super().__init__(parent)
         self._ready = False
+        self._stale = False
         self._locale = locale
         self._data: Any = None
         self._state = "empty"  # "data", "empty" or "loading"
@@ -245,10 +246,12 @@ class ChartWidget(QWidget):
     @property
     def axes(self) -> Axes | None:
         """The axes the chart is drawn on (colour bars add others to the figure)."""
+        self._ensure_built()
         return self._ax
 
     @property
     def hover_targets(self) -> list[HoverTarget]:
+        self._ensure_built()
         return list(self._targets)
 
     @property
@@ -282,9 +285,28 @@ class ChartWidget(QWidget):
 
     def redraw(self) -> None:
         """Draw the current state afresh (on the GUI thread only; matplotlib and Qt are not
-        thread-safe, and a worker must hand its result over through a signal)."""
+        thread-safe, and a worker must hand its result over through a signal).
+
+        A chart that is not visible (a tab in the background) is built when it is shown or
+        asked for its axes, hover targets or an export: a dashboard that receives new
+        figures for seven charts then builds only the ones on screen."""
         if not _on_gui_thread():
             raise RuntimeError("charts are drawn on the GUI thread only")
+        if not self.isVisible():
+            self._stale = True
+            return
+        self._build()
+
+    def _ensure_built(self) -> None:
+        if self._stale:
+            self._build()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self._ensure_built()
+
+    def _build(self) -> None:
+        self._stale = False
         style = self._style
         targets: list[HoverTarget] = []
         with style.context():
@@ -326,6 +348,7 @@ class ChartWidget(QWidget):
         fmt = EXPORT_FORMATS.get(path.suffix.lower())
         if fmt is None:
             raise ValueError(f"cannot export a chart as {path.suffix or 'a file without suffix'}")
+        self._ensure_built()
         self._show_hover(None)
         style = self._style
         with style.context():
@@ -343,6 +366,7 @@ class ChartWidget(QWidget):
         """The hover text for a point of the canvas in Qt widget coordinates
         (device-independent pixels from the top left), or None. The canvas must have been
         drawn at its current size."""
+        self._ensure_built()
         ratio = self.canvas.device_pixel_ratio
         target = self._hit(x_px * ratio, self.figure.bbox.height - y_px * ratio)
         return target.text if target else None

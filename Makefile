@@ -38,6 +38,7 @@ test: lint
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/bench_demo.py --stands 500 --days 365
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/bench_stand_list.py --gc-freeze
+	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/bench_kpi.py --db build/bench-kpi-500x365.db
 
 ## screenshots: render every screen at 1280x800 and 1024x600 from a demo program (offscreen)
 SHOTS_DATA ?= build/screenshot-data

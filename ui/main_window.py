@@ -272,8 +272,15 @@ class MainWindow(QMainWindow):
         return action
 
     def refresh(self) -> None:
+        """View > Refresh (F5): read the screen again; a screen that keeps computed figures
+        while they are current (the dashboard) recomputes them."""
         if self.current is not None:
-            cast(Screen, self.views[self.current]).refresh()
+            view = self.views[self.current]
+            force = getattr(view, "force_refresh", None)
+            if callable(force):
+                force()
+            else:
+                cast(Screen, view).refresh()
 
     def show_message(self, text: str) -> None:
         self.message.setText(text)

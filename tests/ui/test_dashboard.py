@@ -175,3 +175,15 @@ def test_custom_period_dialog_refuses_a_backwards_range(qtbot) -> None:
     dialog.start.setDate(QDate(2026, 1, 5))
     dialog._accept()
     assert dialog.result_period == Period(date(2026, 1, 5), date(2026, 1, 31))
+
+
+def test_coming_back_keeps_current_figures_and_f5_recomputes(qtbot, ctx, shops) -> None:
+    view = _dashboard(qtbot, ctx)
+    first = view.data
+    view.refresh()  # navigating back to the screen
+    assert not view.loading
+    assert view.data is first
+    view.force_refresh()  # View > Refresh
+    assert view.loading
+    wait_idle(qtbot, ctx)
+    assert view.data is not first

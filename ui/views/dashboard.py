@@ -44,7 +44,13 @@ from ui.charts.widget import (
 )
 from ui.context import Changed, LatestRead, UiContext
 from ui.i18n import tr
-from ui.views.kpi_widgets import KpiTableModel, KpiTiles, PeriodPicker, export_csv, kpi_table
+from ui.views.kpi_widgets import (
+    KpiTableModel,
+    KpiTiles,
+    PeriodPicker,
+    export_csv,
+    kpi_table,
+)
 from ui.widgets import TOUCH
 
 #: The tiles at the top, most asked-for first.
@@ -74,6 +80,7 @@ class DashboardView(QWidget):
         self._latest = LatestRead(ctx, self)
         self._started = 0.0
         self._scopes_loaded = False
+        self._computed_for: Period | None = None
 
         self.scope_combo = QComboBox()
         self.scope_combo.setMinimumHeight(TOUCH)
@@ -220,11 +227,22 @@ class DashboardView(QWidget):
     # ------------------------------------------------------------ loading
 
     def refresh(self) -> None:
+        """Coming back to the dashboard shows the figures it has while nothing changed and
+        the day is the same; F5 (:meth:`force_refresh`) recomputes anyway."""
         if not self._scopes_loaded:
             self._scopes_loaded = True
             self._latest_scopes = LatestRead(self.ctx, self)
             self._latest_scopes(kpi.scopes, on_done=self._got_scopes, on_error=self._failed)
+        self.period.roll_to_today()
+        current = self.data is not None and not self.stale
+        if current and self.period.period() == self._computed_for:
+            return
         self.reload()
+
+    def force_refresh(self) -> None:
+        self.refresh()
+        if not self.loading:
+            self.reload()
 
     def _got_scopes(self, result: tuple[list[tuple[str, str]], list[str]]) -> None:
         self._fill_scopes(*result)
@@ -237,6 +255,7 @@ class DashboardView(QWidget):
     def reload(self) -> None:
         scope = self.scope() or self._default_scope()
         period: Period = self.period.period()
+        self._computed_for = period
         self.loading = True
         self.stale = False
         self._started = time.perf_counter()

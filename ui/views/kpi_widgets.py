@@ -163,6 +163,13 @@ class PeriodPicker(QWidget):
         if emit:
             self.changed.emit(period)
 
+    def roll_to_today(self) -> None:
+        """A "last N days" period ends today: after midnight it moves on (no signal)."""
+        days = self.group.checkedId()
+        if days > 0 and self._period.end != today():
+            self._period = Period.last(days, today())
+            self._show()
+
     def set_days(self, days: int) -> None:
         self.set_period(Period.last(days, today()))
 

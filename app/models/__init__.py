@@ -21,6 +21,7 @@ from app.models.enums import (
     SnapshotSource,
     StandStatus,
 )
+from app.models.expansion import CandidateSource, CandidateStatus, ExpansionCandidate
 from app.models.insights import AIInsight, StandAIInsight
 from app.models.inventory import (
     InventoryMovement,
@@ -41,8 +42,11 @@ from app.models.sales import StandOrder, StandOrderItem
 __all__ = [
     "AIInsight",
     "Base",
+    "CandidateSource",
+    "CandidateStatus",
     "ChangeLog",
     "DiscrepancyStatus",
+    "ExpansionCandidate",
     "InsightStatus",
     "InventoryMovement",
     "LocalDevice",

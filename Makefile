@@ -39,6 +39,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/bench_demo.py --stands 500 --days 365
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/bench_stand_list.py --gc-freeze
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/bench_kpi.py --db build/bench-kpi-500x365.db
+	$(BIN)/python bench/bench_coach_m5.py
 
 ## screenshots: render every screen at 1280x800 and 1024x600 from a demo program (offscreen)
 SHOTS_DATA ?= build/screenshot-data

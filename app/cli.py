@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session
 
 from app import kpi
 from app.backend import Backend
+from app.cli_expansion import add_commands as add_expansion_commands
 from app.clock import utcnow
 from app.db import SessionFactory, current_revision, head_revision, open_db
 from app.errors import DomainError
@@ -1524,6 +1525,169 @@ def cmd_report(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# =========================================================================== coach
+
+
+def _coach_insight_json(ins: Any, names: Mapping[str, str]) -> dict[str, object]:
+    return {
+        "kind": ins.kind,
+        "severity": ins.severity,
+        "stand_id": ins.stand_id,
+        "stand_name": names.get(ins.stand_id, ""),
+        "product_id": ins.product_id,
+        "message": ins.message,
+        "action": ins.action,
+        "evidence": ins.evidence,
+        "dedup_key": ins.dedup_key,
+    }
+
+
+def _coach_more(ctx: Context, shown: int, total: int, what: str) -> None:
+    if total > shown:
+        ctx.out(f"... and {total - shown} more {what} (--limit 0 shows all, --json gives all)")
+
+
+def _coach_insight_table(ctx: Context, rows: Sequence[Sequence[object]], total: int) -> None:
+    ctx.out(table(("Severity", "Kind", "Stand", "Insight"), rows))
+    _coach_more(ctx, len(rows), total, "insights")
+
+
+def cmd_coach(ctx: Context, args: argparse.Namespace) -> int:
+    # The coach (numpy forecasts) is imported by the command that uses it only.
+    from app.coach import agent as coach
+
+    if args.limit < 0:
+        raise CliError("--limit must be 0 (all) or more", field="limit")
+    limit = None if args.limit == 0 else args.limit
+    acted = [
+        (flag, value)
+        for flag, value in (("ack", args.ack), ("dismiss", args.dismiss), ("done", args.done))
+        if value
+    ]
+    if args.reason and not acted:
+        raise CliError("--reason goes with --dismiss or --done", field="reason")
+    if acted:
+        flag, insight_id = acted[0]
+        if flag == "ack":
+            view = ctx.backend.call(coach.acknowledge_insight, ctx.actor, insight_id)
+        elif flag == "dismiss":
+            view = ctx.backend.call(coach.dismiss_insight, ctx.actor, insight_id, args.reason)
+        else:
+            view = ctx.backend.call(coach.mark_insight_done, ctx.actor, insight_id, args.reason)
+        if ctx.json:
+            ctx.emit(view)
+        else:
+            ctx.out(f"Insight {view.id} is now {view.status.value}: {view.message}")
+        return EXIT_OK
+    if args.list:
+        views = ctx.backend.read(
+            coach.list_insights,
+            kind=args.kind,
+            severity=args.severity,
+            stand_id=args.stand,
+        )
+        if ctx.json:
+            ctx.emit(views)
+            return EXIT_OK
+        if not views:
+            ctx.out("No open coach insights.")
+            return EXIT_OK
+        shown = views if limit is None else views[:limit]
+        ctx.out(
+            table(
+                ("Id", "Severity", "Status", "Kind", "Stand", "Insight"),
+                [(v.id, v.severity, v.status, v.kind, v.stand_name, v.message) for v in shown],
+            )
+        )
+        _coach_more(ctx, len(shown), len(views), "insights")
+        return EXIT_OK
+    if args.kind or args.severity:
+        raise CliError("--kind and --severity filter --list", field="kind")
+    run = ctx.backend.call(
+        coach.run_coach,
+        stand_ids=[args.stand] if args.stand else None,
+        now=args.at or None,
+        service=args.service,
+    )
+    names = run.stand_names
+    if ctx.json:
+        ctx.emit(
+            {
+                "at": run.at,
+                "model_version": run.model_version,
+                "stands": run.stands,
+                "series": run.series,
+                "service": run.service,
+                "lead_days": run.lead_days,
+                "counts": {
+                    "insights": len(run.insights),
+                    "created": run.created,
+                    "updated": run.updated,
+                    "unchanged": run.unchanged,
+                    "reopened": run.reopened,
+                    "kept_closed": run.kept_closed,
+                    "retired": run.retired,
+                },
+                "timings": dict(run.timings),
+                "insights": [_coach_insight_json(i, names) for i in run.insights],
+                "recommendations": run.recommendations,
+                "stand_risks": run.stand_risks,
+            }
+        )
+        return EXIT_OK
+    seconds = sum(t for _, t in run.timings)
+    ctx.out(
+        f"Coach run at {local_time(run.at)} over {run.stands} stand"
+        f"{'s' if run.stands != 1 else ''} ({run.series} products) in {seconds:.1f} s: "
+        f"{len(run.insights)} insight{'s' if len(run.insights) != 1 else ''} "
+        f"({run.created} new, {run.updated} updated, {run.unchanged} unchanged, "
+        f"{run.kept_closed} kept closed; {run.retired} no longer apply)."
+    )
+    ctx.out()
+    if run.insights:
+        shown_i = run.insights if limit is None else run.insights[:limit]
+        _coach_insight_table(
+            ctx,
+            [(i.severity, i.kind, names.get(i.stand_id, i.stand_id), i.message) for i in shown_i],
+            len(run.insights),
+        )
+    else:
+        ctx.out("No insights.")
+    ctx.out()
+    recs = run.recommendations
+    if not recs:
+        ctx.out("No refills recommended.")
+        return EXIT_OK
+    total = sum((r.value for r in recs), Decimal(0))
+    ctx.out(
+        f"Refills recommended: {sum(r.quantity for r in recs)} units of {len(recs)} "
+        f"product{'s' if len(recs) != 1 else ''}, {money(total)} at list prices "
+        f"({percent(Decimal(str(run.service)))} service level)."
+    )
+    ctx.out()
+    shown_r = recs if limit is None else recs[:limit]
+    ctx.out(
+        table(
+            ("Stand", "SKU", "Risk", "On hand", "On order", "Refill", "Value", "Why"),
+            [
+                (
+                    names.get(r.stand_id, r.stand_id),
+                    r.sku,
+                    f"{round(r.reason.stockout_risk * 100)}%",
+                    r.reason.on_hand,
+                    r.reason.on_order,
+                    r.quantity,
+                    r.value,
+                    r.message,
+                )
+                for r in shown_r
+            ],
+        )
+    )
+    _coach_more(ctx, len(shown_r), len(recs), "refill lines")
+    return EXIT_OK
+
+
 # =========================================================================== verify
 
 
@@ -2278,6 +2442,55 @@ def build_parser() -> _Parser:
         help="also write the KPI table as CSV (UTF-8 with a byte-order mark, for Excel)",
     )
 
+    # ---- coach
+    p = _command(
+        sub,
+        "coach",
+        "run the AI Stand Coach: stock-out risk, refills and insights",
+        "  standctl coach\n  standctl coach --stand STAND_ID --at 2026-03-31T18:00Z\n"
+        "  standctl --json coach | jq '.recommendations[0]'\n"
+        "  standctl coach --list --severity critical\n"
+        "  standctl coach --dismiss INSIGHT_ID --reason 'seasonal, keeps its slot'",
+        cmd_coach,
+        "Forecast the demand of every product on every active stand (or one with --stand), "
+        "estimate the risk of running out before the next visit, recommend refills (order-up-"
+        "to level for the service level, within capacity, in whole packs, each with its "
+        "reason) and find insights: stock-out risk, slow movers, under-faced best sellers, "
+        "trend breaks, stands below their peers, overdue counts and loyalty tiers within "
+        "reach. The insights are stored: a run updates the ones found before and never "
+        "reopens one a person dismissed or finished. --list shows the stored open insights "
+        "without running; --ack, --dismiss and --done act on one.",
+    )
+    p.add_argument("--stand", metavar="STAND_ID", help="only this stand")
+    p.add_argument(
+        "--at",
+        type=datetime_arg,
+        metavar="TIME",
+        help="run as of this moment instead of now (ISO 8601)",
+    )
+    p.add_argument(
+        "--service",
+        type=float,
+        default=0.95,
+        metavar="LEVEL",
+        help="target probability of not running out before the next refill (default 0.95)",
+    )
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=30,
+        metavar="N",
+        help="rows per table for people (default %(default)s; 0 for all)",
+    )
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--list", action="store_true", help="show the stored open insights")
+    g.add_argument("--ack", metavar="INSIGHT_ID", help="acknowledge an insight")
+    g.add_argument("--dismiss", metavar="INSIGHT_ID", help="dismiss an insight (with --reason)")
+    g.add_argument("--done", metavar="INSIGHT_ID", help="mark an insight done")
+    p.add_argument("--reason", metavar="TEXT", help="why, with --dismiss; a note with --done")
+    p.add_argument("--kind", metavar="KIND", help="with --list: only this kind")
+    p.add_argument("--severity", metavar="LEVEL", help="with --list: info, warning or critical")
+
     # ---- verify
     p = _command(
         sub,
@@ -2289,6 +2502,7 @@ def build_parser() -> _Parser:
         "Exit status 1 with the mismatches listed if any.",
     )
     p.add_argument("--stand", metavar="STAND_ID")
+    add_expansion_commands(sub, _command, _group)
     return parser
 
 

@@ -492,7 +492,7 @@ def _load(
                 StandOrder.occurred_at >= lo,
                 StandOrder.occurred_at < hi,
             )
-            .group_by(StandOrder.stand_id, d)
+            .group_by(d, StandOrder.stand_id)
         )
         for stand_id, di, revenue, orders in rows:
             si = index.get(stand_id)
@@ -765,7 +765,7 @@ def _stock_walk(
             func.sum(case((mv.kind == MovementKind.COUNT_ADJUSTMENT, mv.quantity), else_=0)),
         )
         .where(stand_in(mv.stand_id), mv.occurred_at >= lo)
-        .group_by(mv.stand_id, mv.product_id, d)
+        .group_by(d, mv.stand_id, mv.product_id)
     )
     # Read in slices straight into arrays: a year of a big program is ~10^6 rows, which as
     # Python tuples would cost hundreds of MB.

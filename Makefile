@@ -52,11 +52,11 @@ screenshots: $(VENV)/.installed-run
 			--view $$view --size $$size \
 			--screenshot docs/screenshots/$$view-$$size.png || exit 1; \
 	done; done
-	for size in 1280x800 1024x600; do \
+	for view in dashboard coach; do for size in 1280x800 1024x600; do \
 		$(BIN)/stand-os --demo --data-dir $(SHOTS_DATA) --user mgr.max --role manager \
-			--view dashboard --size $$size \
-			--screenshot docs/screenshots/dashboard-$$size.png || exit 1; \
-	done
+			--view $$view --size $$size \
+			--screenshot docs/screenshots/$$view-$$size.png || exit 1; \
+	done; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -5,7 +5,11 @@
 
 ``--demo`` uses a demo data folder of its own (seeded with a demo program on first use),
 never the user's real data folder. VIEW is one of: today, stands, stand (the stand with the
-most to do), sale, count, refill, refills, onboarding, partners, settings.
+most to do), sale, count, refill, refills, onboarding, partners, settings, dashboard,
+performance, coach (the coach runs once first, so the screen shows its insights).
+
+The app runs the coach in the background while it is open (:mod:`ui.coach_scan`): a few
+seconds after start, every half hour, and a minute after sales, stock or refills change.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ VIEWS = (
     "settings",
     "dashboard",
     "performance",
+    "coach",
 )
 #: Screens that show one stand; a screenshot opens them on the most interesting one.
 STAND_VIEWS = ("stand", "sale", "count", "refill", "performance")
@@ -153,6 +158,11 @@ def main(argv: list[str] | None = None) -> int:
             stands = backend.read(queries.list_stands, status="active")
             if stands:
                 arg = max(stands, key=lambda r: (r.out_count + r.low_count, r.open_refills)).id
+        if args.view == "coach":  # what the background scan would have found by now
+            from app.coach.agent import run_coach
+            from ui.coach_scan import coach_runs
+
+            coach_runs(ctx).record(backend.call(run_coach))
         if args.view == "performance":  # the stand screen, on its Performance tab
             window.go("stand", arg, remember=False)
             cast(Any, window.view("stand")).show_tab("performance")
@@ -222,7 +232,14 @@ def main(argv: list[str] | None = None) -> int:
         dialog.canceled.connect(lambda: runner.cancel(job))
     else:
         window.start()
+    # Keep the coach's insights current while the app is open (queued behind the demo's
+    # creation on the database lane when there is one).
+    from ui.coach_scan import start_scanner
+
+    scanner = start_scanner(ctx)
+    app.aboutToQuit.connect(scanner.stop)
     code = app.exec()
+    scanner.stop()
     runner.wait()
     backend.close()
     return int(code)

@@ -49,7 +49,8 @@ RAIL = (
     ("partners", "Partners", "partners", "Ctrl+3"),
     ("refills", "Refills", "refills", "Ctrl+4"),
     ("dashboard", "Dashboard", "dashboard", "Ctrl+5"),
-    ("settings", "Settings", "settings", "Ctrl+6"),
+    ("coach", "Coach", "coach", "Ctrl+6"),
+    ("settings", "Settings", "settings", "Ctrl+7"),
 )
 
 #: Where each screen lives: name -> (module, class).
@@ -60,6 +61,7 @@ SCREENS = {
     "refills": ("ui.views.refills", "RefillsView"),
     "settings": ("ui.views.settings", "SettingsView"),
     "dashboard": ("ui.views.dashboard", "DashboardView"),
+    "coach": ("ui.views.coach", "CoachView"),
     "stand": ("ui.views.stand_detail", "StandDetailView"),
     "sale": ("ui.views.sale", "SaleView"),
     "count": ("ui.views.count", "CountView"),

@@ -111,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     QCoreApplication.setApplicationName("stand-os-demo" if args.demo else "stand-os")
     app = QApplication.instance() or QApplication(sys.argv[:1])
     # Qt's own texts (standard buttons, dialogs) in the user's language, before any widget.
+    # Without a locale in the environment (LANG unset: the "C" locale) Qt writes "21.48€"
+    # and "29 11 2026"; English (US) conventions read better than those.
+    if QLocale().language() == QLocale.Language.C:
+        QLocale.setDefault(QLocale(QLocale.Language.English, QLocale.Country.UnitedStates))
     qt_translator = QTranslator(app)
     if qt_translator.load(
         QLocale(), "qtbase", "_", QLibraryInfo.path(QLibraryInfo.LibraryPath.TranslationsPath)

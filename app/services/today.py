@@ -2,20 +2,28 @@
 
 :func:`visit_list` gathers, per active stand, what makes a visit worthwhile and turns it into
 an urgency score and short reasons a rep can read at a glance ("2 products out",
-"3 days of cover", "count 35 days ago", "refill scheduled for today — deliver").
+"3 days of cover", "count 35 days ago", "refill scheduled for today — deliver",
+"85 % risk Cola runs out before the next visit (coach)").
 
-The aggregates come from SQL in three queries, whatever the number of stands: stock states
+The aggregates come from SQL in four queries, whatever the number of stands: stock states
 and the last count per stand, units sold per stand × SKU over the last
-:data:`ADS_WINDOW_DAYS` days (sale movements net of voids), and the refills waiting for a
-delivery or a confirmation. Python then divides, scores and sorts; the date arithmetic
-(a SKU's age in the window, a stand's local "today") stays out of the SQL so the same code
-runs on SQLite and PostgreSQL.
+:data:`ADS_WINDOW_DAYS` days (sale movements net of voids), the refills waiting for a
+delivery or a confirmation, and the coach's open stock-out insights (plus one small look-up
+of the names of the products they point at, when there are any). Python then divides,
+scores and sorts; the date arithmetic (a SKU's age in the window, a stand's local "today")
+and the coach's JSON evidence stay out of the SQL so the same code runs on SQLite and
+PostgreSQL.
+
+The coach's part is read from what its last run stored (:mod:`app.coach.agent` keeps one
+open ``stockout_risk`` insight per stand at risk and retires the ones that no longer hold),
+never computed here: the visit list stays a few cheap queries and does not import numpy.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import and_, case, func, select
@@ -23,9 +31,12 @@ from sqlalchemy.orm import Session
 
 from app.clock import ensure_utc, utcnow
 from app.models import (
+    InsightStatus,
     InventoryMovement,
     MovementKind,
+    Product,
     RefillStatus,
+    StandAIInsight,
     StandInventory,
     StandLocation,
     StandPartner,
@@ -54,6 +65,14 @@ COUNT_OVERDUE_POINTS = 20
 COUNT_LATE_MAX_POINTS = 20
 NEVER_COUNTED_POINTS = 40
 CONFIRM_POINTS = 10
+#: Points for the coach's stock-out risk: this many × the highest probability that a SKU
+#: runs out before the next visit (an 85 % risk: 85 points; the coach reports from 50 %).
+COACH_RISK_POINTS = 100
+
+#: The coach's insight kind read here (:data:`app.coach.insights.STOCKOUT_RISK`; spelled out
+#: so that the visit list does not import the coach and numpy with it).
+STOCKOUT_RISK_KIND = "stockout_risk"
+_OPEN_INSIGHTS = (InsightStatus.NEW, InsightStatus.ACKNOWLEDGED)
 
 
 @dataclass(frozen=True)
@@ -61,7 +80,7 @@ class Reason:
     """One reason to visit: a kind for icons and colour, the text, and its share of the
     score."""
 
-    kind: str  # "refill_due", "cover", "out", "low", "count", "confirm"
+    kind: str  # "refill_due", "risk", "cover", "out", "low", "count", "confirm"
     text: str
     points: int
 
@@ -89,6 +108,9 @@ class VisitRow:
     refills_due: tuple[str, ...]
     #: Delivered refills the partner has not confirmed yet.
     refills_to_confirm: tuple[str, ...]
+    #: The coach's highest probability that a SKU runs out before the next visit, from its
+    #: open stock-out insight (None: the coach reported no risk for this stand).
+    stockout_risk: float | None = None
 
     @property
     def reason_texts(self) -> tuple[str, ...]:
@@ -109,6 +131,19 @@ def _day_text(day: date) -> str:
     return f"{day.day} {day.strftime('%b')}"
 
 
+@dataclass(frozen=True)
+class _Risk:
+    """The riskiest SKU of a stand's open stock-out insight."""
+
+    probability: float
+    product_id: str | None
+    sku: str
+    #: SKUs the insight lists as at risk (this one included).
+    at_risk: int
+    #: The product's name when the evidence carries it (else looked up by id).
+    name: str | None = None
+
+
 @dataclass
 class _Acc:
     stand_id: str
@@ -125,6 +160,7 @@ class _Acc:
     cover: float | None = None
     due: tuple[tuple[date, str], ...] = ()
     to_confirm: tuple[str, ...] = ()
+    risk: _Risk | None = None
 
 
 @transactional
@@ -149,7 +185,12 @@ def visit_list(
       reorder point);
     - a count older than :data:`~app.services.queries.COUNT_OVERDUE_DAYS` days: 20 points
       plus 1 per day beyond (up to 20 more); a stand never counted after that long: 40;
-    - a delivered refill waiting for the partner's confirmation: 10 points.
+    - a delivered refill waiting for the partner's confirmation: 10 points;
+    - the coach's stock-out risk: 100 × the highest probability that a SKU runs out before
+      the next visit, from the stand's open (new or acknowledged) ``stockout_risk`` insight
+      of the coach's last run (the coach reports from 50 %, so 50 to 100 points: a SKU
+      almost sure to run out weighs as much as a refill waiting to be delivered). Stands
+      without one score as above; dismissed and done insights do not count.
 
     Rows are ordered by score (highest first), then by the lowest days of cover, then by
     stand name. ``limit=None`` returns every stand that needs a visit.
@@ -162,6 +203,7 @@ def visit_list(
     _add_stock(session, stands, rep)
     _add_cover(session, stands, rep, at, since)
     _add_refills(session, stands, rep)
+    _add_coach_risk(session, stands, rep)
     rows = [row for acc in stands.values() if (row := _score(acc, at)) is not None]
     rows.sort(
         key=lambda r: (
@@ -310,6 +352,82 @@ def _add_refills(session: Session, stands: dict[str, _Acc], rep: str | None) -> 
             acc.due = (*acc.due, (day, rid))
 
 
+def _add_coach_risk(session: Session, stands: dict[str, _Acc], rep: str | None) -> None:
+    stmt = (
+        select(StandAIInsight.stand_id, StandAIInsight.evidence)
+        .join(StandLocation, StandLocation.id == StandAIInsight.stand_id)
+        .where(
+            StandAIInsight.kind == STOCKOUT_RISK_KIND,
+            StandAIInsight.status.in_(_OPEN_INSIGHTS),
+            StandLocation.status == StandStatus.ACTIVE,
+        )
+    )
+    if rep is not None:
+        stmt = stmt.where(StandLocation.assigned_rep == rep)
+    for sid, evidence in session.execute(stmt):
+        acc = stands.get(sid)
+        risk = _top_risk(evidence)
+        if acc is None or risk is None:
+            continue
+        if acc.risk is None or risk.probability > acc.risk.probability:
+            acc.risk = risk
+    ids = {
+        a.risk.product_id
+        for a in stands.values()
+        if a.risk and a.risk.product_id and not a.risk.name
+    }
+    if not ids:
+        return
+    # A list, not the Result: dict() would take the Result's keys() for a mapping's.
+    found = session.execute(select(Product.id, Product.name).where(Product.id.in_(ids))).all()
+    names = dict(found)
+    for acc in stands.values():
+        if acc.risk is not None and not acc.risk.name and acc.risk.product_id in names:
+            acc.risk = replace(acc.risk, name=names[acc.risk.product_id])
+
+
+def _top_risk(evidence: str | None) -> _Risk | None:
+    """The riskiest SKU in a stock-out insight's evidence, ``{"at_risk": [{"product_id",
+    "sku", "risk", ...}, ...]}`` (see :func:`app.coach.insights.stockout_risk`; a "name"
+    there, should the coach add one, saves the look-up of the product's name); None when
+    the evidence says nothing usable."""
+    try:
+        data = json.loads(evidence or "{}")
+    except ValueError:
+        return None
+    items = data.get("at_risk") if isinstance(data, dict) else None
+    best: _Risk | None = None
+    count = 0
+    for item in items if isinstance(items, list) else ():
+        if not isinstance(item, dict):
+            continue
+        p = item.get("risk")
+        if not isinstance(p, int | float) or isinstance(p, bool) or not math.isfinite(p):
+            continue
+        count += 1
+        p = min(max(float(p), 0.0), 1.0)
+        if best is None or p > best.probability:
+            pid, name = item.get("product_id"), item.get("name")
+            best = _Risk(
+                p,
+                str(pid) if pid else None,
+                str(item.get("sku") or ""),
+                0,
+                str(name) if isinstance(name, str) and name else None,
+            )
+    if best is None:
+        return None
+    return _Risk(best.probability, best.product_id, best.sku, count, best.name)
+
+
+def _risk_text(risk: _Risk) -> str:
+    what = risk.name or risk.sku or "a product"
+    text = f"{round(100 * risk.probability)} % risk {what} runs out before the next visit"
+    if risk.at_risk > 1:
+        return f"{text} (coach; {risk.at_risk} products at risk)"
+    return f"{text} (coach)"
+
+
 def _score(acc: _Acc, at: datetime) -> VisitRow | None:
     reasons: list[Reason] = []
     today = local_date(at, acc.timezone)
@@ -347,6 +465,10 @@ def _score(acc: _Acc, at: datetime) -> VisitRow | None:
         ago = (at - acc.last_count).days
         extra = min(ago - COUNT_OVERDUE_DAYS, COUNT_LATE_MAX_POINTS)
         reasons.append(Reason("count", f"count {ago} days ago", COUNT_OVERDUE_POINTS + extra))
+    if acc.risk is not None:
+        points = round(COACH_RISK_POINTS * acc.risk.probability)
+        if points > 0:
+            reasons.append(Reason("risk", _risk_text(acc.risk), points))
     if acc.to_confirm:
         n = len(acc.to_confirm)
         text = (
@@ -374,6 +496,7 @@ def _score(acc: _Acc, at: datetime) -> VisitRow | None:
         count_overdue=count_overdue,
         refills_due=tuple(rid for _, rid in sorted(due)),
         refills_to_confirm=acc.to_confirm,
+        stockout_risk=acc.risk.probability if acc.risk is not None else None,
     )
 
 

@@ -6,6 +6,7 @@ are worked out by hand from the rule in ``visit_list``'s docstring, not from the
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -15,11 +16,12 @@ from sqlalchemy.orm import Session
 
 from app.clock import utcnow
 from app.db import SessionFactory
-from app.models import StandInventory, StandLocation
+from app.ids import new_id
+from app.models import InsightStatus, Severity, StandAIInsight, StandInventory, StandLocation
 from app.rules import local_date
 from app.services import inventory, refills, sales
 from app.services.base import Actor
-from app.services.today import visit_list
+from app.services.today import STOCKOUT_RISK_KIND, visit_list
 from tests.conftest import MANAGER, OTHER_REP, REP, CatalogProduct, make_stand
 
 NOW = utcnow().replace(microsecond=0)
@@ -207,3 +209,175 @@ def test_a_stand_never_counted_is_overdue_after_the_grace_period(
 
     assert reasons(0) == ("1 product out",)  # new: not overdue yet
     assert reasons(29) == ("never counted", "1 product out")  # 40 points beat 15
+
+
+# --------------------------------------------------------------------------- the coach's risk
+
+
+def _insight(
+    s: Session,
+    stand_id: str,
+    at_risk: list[tuple[str, str, float]],
+    *,
+    status: InsightStatus = InsightStatus.NEW,
+    kind: str = STOCKOUT_RISK_KIND,
+) -> None:
+    """A stored coach insight shaped as :func:`app.coach.insights.stockout_risk` stores it:
+    ``at_risk`` is (product id, SKU, probability), riskiest first."""
+    evidence = {
+        "days_to_visit": 4,
+        "next_visit": (NOW + timedelta(days=4)).date().isoformat(),
+        "service": 0.95,
+        "at_risk": [
+            {"product_id": pid, "sku": sku, "risk": p, "expected_before_visit": 3.0}
+            for pid, sku, p in at_risk
+        ],
+    }
+    with s.begin():
+        s.add(
+            StandAIInsight(
+                id=new_id(),
+                stand_id=stand_id,
+                product_id=None,
+                kind=kind,
+                severity=Severity.CRITICAL,
+                message="may run out",
+                action="{}",
+                evidence=json.dumps(evidence),
+                model_version="test",
+                dedup_key=f"{kind}:{stand_id}:{status}",
+                status=status,
+                created_at=NOW,
+                updated_at=NOW,
+            )
+        )
+
+
+def test_the_coachs_stockout_risk_moves_a_stand_up(
+    factory, program: Program, catalog: list[CatalogProduct]
+) -> None:
+    ids, p0, p1 = program.ids, program.p0, program.p1
+    with factory() as s:
+        # Charlie (27 points for its count) is 85 % likely to run out of Product 00.
+        _insight(s, ids["Charlie"], [(p0, catalog[0].sku, 0.85)])
+        # Golf had nothing to do; the coach sees two products at risk (acknowledged: open).
+        _insight(
+            s,
+            ids["Golf"],
+            [(p1, catalog[1].sku, 0.6), (p0, catalog[0].sku, 0.55)],
+            status=InsightStatus.ACKNOWLEDGED,
+        )
+        # Closed insights and other kinds do not count.
+        _insight(s, ids["Hotel"], [(p0, catalog[0].sku, 0.99)], status=InsightStatus.DISMISSED)
+        _insight(s, ids["Alpha"], [(p0, catalog[0].sku, 0.99)], status=InsightStatus.DONE)
+        _insight(s, ids["Delta"], [(p0, catalog[0].sku, 0.99)], kind="slow_mover")
+        # The other rep's stand stays off this rep's list.
+        _insight(s, ids["Echo"], [(p0, catalog[0].sku, 0.9)])
+        rows = visit_list(s, rep=REP.user, now=NOW)
+    assert _names(rows, program) == ["Charlie", "Bravo", "Delta", "Golf", "Alpha", "Hotel"]
+    by = dict(zip(_names(rows, program), rows, strict=True))
+    assert by["Charlie"].score == 27 + 85
+    assert by["Charlie"].reason_texts == (
+        "85 % risk Product 00 runs out before the next visit (coach)",
+        "count 35 days ago",
+    )
+    assert by["Charlie"].reasons[0].kind == "risk"
+    assert by["Charlie"].stockout_risk == pytest.approx(0.85)
+    assert by["Golf"].score == 60
+    assert by["Golf"].reason_texts == (
+        "60 % risk Product 01 runs out before the next visit (coach; 2 products at risk)",
+    )
+    # Unchanged where the coach said nothing (or someone closed what it said).
+    assert (by["Bravo"].score, by["Bravo"].stockout_risk) == (100, None)
+    assert by["Delta"].score == 85
+    assert by["Alpha"].score == 35
+    assert by["Hotel"].score == 10
+    assert by["Hotel"].stockout_risk is None
+
+
+def test_unreadable_evidence_is_ignored(factory, program: Program) -> None:
+    ids, p0 = program.ids, program.p0
+    with factory() as s:
+        _insight(s, ids["Charlie"], [(p0, "SKU-000", float("nan"))])
+        _insight(s, ids["Alpha"], [(p0, "SKU-000", 0.9)])
+        with s.begin():
+            s.execute(
+                update(StandAIInsight)
+                .where(StandAIInsight.stand_id == ids["Alpha"])
+                .values(evidence="not json")
+            )
+        rows = visit_list(s, rep=REP.user, now=NOW)
+    by = dict(zip(_names(rows, program), rows, strict=True))
+    assert (by["Charlie"].score, by["Charlie"].stockout_risk) == (27, None)
+    assert (by["Alpha"].score, by["Alpha"].stockout_risk) == (35, None)
+
+
+def sell_daily(
+    s: Session,
+    stand_id: str,
+    plan: dict[str, tuple[int, int]],
+    *,
+    now: datetime,
+    days: int = 42,
+) -> None:
+    """A sales history the coach can forecast: the stand and its SKUs placed ``days`` + 7
+    days before ``now``, stocked and counted, then each SKU of ``plan`` (product id ->
+    (units sold a day, units left)) sold every day, and a count yesterday leaving the units
+    left (the last visit: the next one is a refill cadence later)."""
+    start = now - timedelta(days=days + 7)
+    with s.begin():
+        s.execute(
+            update(StandLocation).where(StandLocation.id == stand_id).values(created_at=start)
+        )
+        s.execute(
+            update(StandInventory)
+            .where(StandInventory.stand_id == stand_id)
+            .values(created_at=start)
+        )
+    stock = {pid: rate * days + left + 20 for pid, (rate, left) in plan.items()}
+    inventory.record_count(s, REP, stand_id, stock, counted_at=now - timedelta(days=days + 1))
+    for d in range(days, 1, -1):
+        lines = [sales.SaleLine(pid, rate) for pid, (rate, _left) in plan.items() if rate]
+        if lines:
+            sales.record_sale(
+                s, REP, stand_id, lines, "cash", occurred_at=now - timedelta(days=d, hours=2)
+            )
+    inventory.record_count(
+        s,
+        REP,
+        stand_id,
+        {pid: left for pid, (_rate, left) in plan.items()},
+        counted_at=now - timedelta(days=1),
+    )
+
+
+def test_the_visit_list_reads_what_the_coach_stores(factory, catalog: list[CatalogProduct]) -> None:
+    """End to end: a coach run's stock-out insight orders the list, with its numbers."""
+    from app.coach import insights as rules
+    from app.coach.agent import list_insights, run_coach
+
+    assert rules.STOCKOUT_RISK == STOCKOUT_RISK_KIND
+    p = [c.id for c in catalog[:3]]
+    with factory() as s:
+        risky = make_stand(s, name="Risky", products=p).stand_id
+        calm = make_stand(s, name="Calm", products=p).stand_id
+        # 4 a day of Product 00 and 2 left: out long before the visit in 6 days.
+        sell_daily(s, risky, {p[0]: (4, 2), p[1]: (1, 30), p[2]: (0, 10)}, now=NOW)
+        sell_daily(s, calm, {p[0]: (1, 60), p[1]: (1, 60), p[2]: (1, 60)}, now=NOW)
+        run_coach(s, now=NOW)
+        stored = list_insights(s, kind=rules.STOCKOUT_RISK)
+        rows = visit_list(s, rep=None, now=NOW)
+    (insight,) = stored
+    assert insight.stand_id == risky
+    top = max(item["risk"] for item in insight.evidence["at_risk"])
+    assert top > 0.9
+    by_stand = {r.stand_id: r for r in rows}
+    row = by_stand[risky]
+    assert row.reasons[0].kind == "risk"
+    assert row.reasons[0].points == round(100 * top)
+    assert row.reason_texts[0] == (
+        f"{round(100 * top)} % risk Product 00 runs out before the next visit (coach)"
+    )
+    assert row.stockout_risk == pytest.approx(top)
+    assert calm not in by_stand or by_stand[calm].stockout_risk is None
+    assert rows[0].stand_id == risky

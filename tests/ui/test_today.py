@@ -191,3 +191,30 @@ def test_a_rep_without_stands_is_told_so(qtbot, ctx_as, two_stands) -> None:
     other.refresh()
     wait_idle(qtbot, assigned)
     assert "No stands are assigned" not in other.empty.text()
+
+
+def test_the_coachs_risk_shows_and_a_change_of_insights_refreshes(
+    qtbot, ctx_as, ui_backend, two_stands
+) -> None:
+    from app.models import InsightStatus
+    from tests.app.test_today import _insight
+
+    kiosk, cafe = two_stands
+    _stock_to_par(ui_backend, kiosk)
+    _stock_to_par(ui_backend, cafe)
+    ctx = ctx_as(Role.REP, "rep.anna")
+    view = _view(qtbot, ctx)
+    assert view.cards == []
+    p = kiosk.product_ids[0]
+    lines = ui_backend.read(queries.stand_detail, kiosk.stand_id).inventory
+    product = next(i for i in lines if i.product_id == p)
+    ui_backend.call(_insight, kiosk.stand_id, [(p, product.sku, 0.85)])
+    ui_backend.call(_insight, cafe.stand_id, [(p, product.sku, 0.9)], status=InsightStatus.DONE)
+    ctx.changed("insights", ids=(kiosk.stand_id,))
+    wait_idle(qtbot, ctx)
+    (card,) = view.cards
+    assert card.row.stand_id == kiosk.stand_id
+    text = f"85 % risk {product.name} runs out before the next visit (coach)"
+    assert text in card.reasons.text()
+    assert "#ad1457" in card.reasons.text()  # the coach's colour
+    assert "Score 85" in card.toolTip()

@@ -1,10 +1,17 @@
 """Asking for a refill, and the dialogs of its lifecycle.
 
 :class:`RefillRequestView` is the request screen: every SKU of a stand with its stock, par
-and a quantity pre-filled from :func:`app.services.refills.suggest_refill` (par minus on
-hand in whole packs), a note, and Submit. The dialogs collect what each transition needs:
-quantities to approve, deliver or confirm, a date and a dealer to schedule, a reason to
-reject or cancel, and a decision on a delivery discrepancy.
+and a quantity pre-filled from the coach's recommendation
+(:func:`app.coach.agent.stand_outlook`: enough for the expected sales until the refill
+after next arrives, within capacity, in whole packs) with the reason for each quantity under
+the product's name; or, by the user's choice or when the coach has no forecast for the
+stand, from :func:`app.services.refills.suggest_refill` (par minus on hand in whole packs).
+The Coach screen's "Create refill" opens it with an insight's quantities and reasons, and
+the insight is closed as done once the refill is requested. A note, and Submit.
+
+The dialogs collect what each transition needs: quantities to approve, deliver or confirm,
+a date and a dealer to schedule, a reason to reject or cancel, and a decision on a delivery
+discrepancy.
 
 Every form checks its input before anything is sent (empty, negative or non-numeric
 quantities, a missing reason) and shows the message next to the field; the service checks
@@ -14,12 +21,13 @@ what the user typed stays.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from PySide6.QtCore import QDate, Qt, Signal
+from PySide6.QtCore import QDate, QLocale, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractButton,
@@ -57,6 +65,9 @@ from ui.context import Changed, UiContext
 from ui.i18n import tr
 from ui.widgets import TOUCH, EmptyState, FieldError, Stepper, local_time, money, show_error
 
+if TYPE_CHECKING:
+    from app.coach.agent import StandOutlook
+
 MAX_QTY = refills.MAX_QTY
 SUBMIT_KEYS = (QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter"))
 
@@ -79,6 +90,61 @@ def check_quantity(stepper: Stepper, *, maximum: int = MAX_QTY) -> tuple[int | N
 def kinetic(view: QAbstractScrollArea) -> None:
     """Flick to scroll with a finger (a mouse still selects and drags as usual)."""
     QScroller.grabGesture(view.viewport(), QScroller.ScrollerGestureType.TouchGesture)
+
+
+class CoachCall:
+    """A function of the coach (:mod:`app.coach.agent`), imported the first time it runs:
+    on the worker thread that runs it, so numpy, which the coach brings, never loads on the
+    GUI thread (the Today screen imports this module at start-up). Pass it to
+    :meth:`UiContext.read` or :meth:`UiContext.write` like the function itself."""
+
+    MODULE = "app.coach.agent"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.__name__ = name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(self.MODULE), self.name)(*args, **kwargs)
+
+
+#: What the screens ask of the coach.
+stand_outlook = CoachCall("stand_outlook")
+mark_insight_done = CoachCall("mark_insight_done")
+
+
+#: The forecast methods (:mod:`app.coach.forecast`) as a rep or manager reads them.
+METHOD_NAMES = {
+    "ses": "exponential smoothing",
+    "holt_damped": "damped trend",
+    "croston_sba": "Croston (SBA)",
+    "tsb": "TSB",
+    "adida": "ADIDA",
+    "imapa": "IMAPA",
+    "peer_rate": "rate at peer stands",
+    "own_rate": "its own rate so far",
+    "tsb_decay": "TSB, fading out",
+}
+
+
+def method_text(method: str) -> str:
+    """ "ses+weekday" -> "exponential smoothing with a weekday pattern"."""
+    base, _, extra = method.partition("+")
+    text = tr(METHOD_NAMES.get(base, base))
+    return tr("{method} with a weekday pattern").format(method=text) if extra else text
+
+
+def coach_basis(demand_class: str, method: str) -> str:
+    """ "Demand: intermittent · forecast by TSB"."""
+    return tr("Demand: {kind} · forecast by {method}").format(
+        kind=tr(demand_class.replace("_", " ")), method=method_text(method)
+    )
+
+
+def has_forecast(outlook: StandOutlook | None) -> bool:
+    """True when the coach's outlook expects some sales at the stand: without any (a stand
+    with no sales history and no peers) it has nothing to say, and par rules."""
+    return outlook is not None and any(any(v > 0 for v in s.forecast) for s in outlook.skus)
 
 
 def products_text(n: int) -> str:
@@ -596,9 +662,57 @@ def action_dialog(
 
 # --------------------------------------------------------------------------- request screen
 
+#: Where the request screen's quantities come from.
+COACH, PAR = "coach", "par"
+
+
+def par_reason(line: RefillFormLine) -> str:
+    """Why par minus on hand gives the line's quantity, in one line."""
+    on_hand = max(line.on_hand, 0)
+    head = tr("Par {par}, {on} on hand").format(par=line.par_level, on=on_hand)
+    if line.suggested <= 0:
+        if on_hand >= line.par_level:
+            return tr("{head} → at or above par, no refill").format(head=head)
+        return tr("{head} → a pack of {size} does not fit the capacity of {cap}").format(
+            head=head, size=line.pack_size, cap=line.capacity
+        )
+    text = tr("{head} → {n}").format(head=head, n=line.suggested)
+    if line.pack_size > 1:
+        packs = line.suggested // line.pack_size
+        text += " " + (
+            tr("(1 pack of {size})") if packs == 1 else tr("({n} packs of {size})")
+        ).format(n=packs, size=line.pack_size)
+    return text
+
+
+def visit_text(outlook: StandOutlook) -> str:
+    """ "Next visit in 4 days (Thu 27 Nov)", "Next visit tomorrow (…)", "Visit due today",
+    "Visit overdue since Mon 17 Nov"."""
+    day = outlook.next_visit
+    shown = QLocale().toString(QDate(day.year, day.month, day.day), "ddd d MMM")
+    days = (day - outlook.today).days
+    if days < 0:
+        return tr("Visit overdue since {date}").format(date=shown)
+    if days == 0:
+        return tr("Visit due today")
+    if days == 1:
+        return tr("Next visit tomorrow ({date})").format(date=shown)
+    return tr("Next visit in {n} days ({date})").format(n=days, date=shown)
+
+
+def no_refill_text(outlook: StandOutlook) -> str:
+    """ "the coach suggests no refill (96 units already on order)"."""
+    on_order = sum(max(s.on_order, 0) for s in outlook.skus)
+    if on_order:
+        return tr("the coach suggests no refill ({units} units already on order)").format(
+            units=on_order
+        )
+    return tr("the coach suggests no refill")
+
 
 class _Line:
-    """The widgets of one SKU on the request screen."""
+    """The widgets of one SKU on the request screen: the product with the reason for its
+    quantity under the name, stock, par, pack, what each source proposes, the quantity."""
 
     def __init__(self, line: RefillFormLine) -> None:
         self.line = line
@@ -607,6 +721,11 @@ class _Line:
         )
         self.name.setWordWrap(True)
         self.name.setMinimumWidth(140)
+        #: Why the quantity is what it is (the source in use), under the name.
+        self.why = QLabel()
+        self.why.setObjectName(f"why_{line.product_id}")
+        self.why.setWordWrap(True)
+        self.why.setStyleSheet("color: palette(placeholder-text); font-size: 11px;")
         self.on_hand = self._number(line.on_hand)
         if line.on_hand <= 0:
             self.on_hand.setStyleSheet("color: #c62828; font-weight: bold;")
@@ -615,19 +734,29 @@ class _Line:
         self.par = self._number(line.par_level)
         self.pack = self._number(line.pack_size)
         self.suggested = self._number(line.suggested)
+        self.suggested.setObjectName(f"par_{line.product_id}")
+        self.coach = self._number(0)
+        self.coach.setObjectName(f"coach_{line.product_id}")
         self.stepper = PackStepper(line.suggested, line.pack_size)
         self.stepper.setObjectName(f"qty_{line.product_id}")
         self.stepper.edit.setAccessibleName(tr("Quantity of {name}").format(name=line.name))
         self.error = FieldError()
-        self.widgets: tuple[QWidget, ...] = (
+        #: The coach's quantity and its reason (None: the coach has none for this line).
+        self.coach_qty: int | None = None
+        self.coach_reason = ""
+        self.par_reason = par_reason(line)
+        self.source = PAR
+        #: The cells of the grid's row, left to right.
+        self.cells: tuple[QWidget, ...] = (
             self.name,
             self.on_hand,
             self.par,
             self.pack,
             self.suggested,
+            self.coach,
             self.stepper,
-            self.error,
         )
+        self.widgets: tuple[QWidget, ...] = (*self.cells, self.why, self.error)
 
     @staticmethod
     def _number(value: int) -> QLabel:
@@ -636,9 +765,53 @@ class _Line:
         label.setMinimumWidth(44)
         return label
 
+    def set_coach(self, quantity: int | None, reason: str, status: str) -> None:
+        """The coach's proposal: a quantity, or none with ``status`` "loading" or "none"."""
+        self.coach_qty = quantity
+        self.coach_reason = reason
+        if quantity is not None:
+            self.coach.setText(str(quantity))
+            self.coach.setToolTip(reason)
+        else:
+            self.coach.setText("…" if status == "loading" else "–")
+            self.coach.setToolTip(
+                tr("The coach is working out its recommendation…")
+                if status == "loading"
+                else tr("The coach has no forecast for this stand yet")
+            )
+
+    def proposal(self, source: str) -> int:
+        """What ``source`` proposes (the coach falls back to par where it has nothing)."""
+        if source == COACH and self.coach_qty is not None:
+            return self.coach_qty
+        return self.line.suggested
+
+    def show_source(self, source: str) -> None:
+        """Say why, for the source in use, and mark its column."""
+        self.source = source
+        coach = source == COACH and self.coach_qty is not None
+        reason = (self.coach_reason or tr("The coach's recommendation")) if coach else ""
+        why = reason if coach else self.par_reason
+        self.why.setText(why)
+        tips = []
+        if self.coach_qty is not None and self.coach_reason:
+            tips.append(tr("Coach: {reason}").format(reason=self.coach_reason))
+        tips.append(tr("Par minus on hand: {reason}").format(reason=self.par_reason))
+        tip = "\n".join(tips)
+        for w in (self.name, self.why, self.stepper.edit):
+            w.setToolTip(tip)
+        used, other = (self.coach, self.suggested) if coach else (self.suggested, self.coach)
+        used.setStyleSheet("font-weight: bold;")
+        other.setStyleSheet("color: palette(placeholder-text);")
+
     def set_visible(self, visible: bool) -> None:
         for w in self.widgets:
-            w.setVisible(visible if w is not self.error else visible and bool(w.text()))
+            shown = visible
+            if w is self.error:
+                shown = visible and bool(self.error.text())
+            elif w is self.why:
+                shown = visible and bool(self.why.text())
+            w.setVisible(shown)
 
 
 class RefillRequestView(QWidget):
@@ -658,6 +831,15 @@ class RefillRequestView(QWidget):
         self._pending = 0
         self._generation = 0
         self._refill_id = new_id()
+        #: The coach's outlook of the stand (None: not here yet, or none).
+        self.outlook: StandOutlook | None = None
+        #: "loading", "ready" (it has a forecast) or "none" (it has none, or failed).
+        self.coach_status = "loading"
+        #: Quantities and reasons handed over by the Coach screen ("Create refill"), and the
+        #: insight they answer: closed as done once the refill is requested.
+        self.given: dict[str, int] | None = None
+        self.given_reasons: dict[str, str] = {}
+        self.insight_id: str | None = None
 
         self.stand_picker = QComboBox()
         self.stand_picker.setObjectName("stand_picker")
@@ -685,9 +867,36 @@ class RefillRequestView(QWidget):
         )
         self.open_notice.linkActivated.connect(lambda rid: ctx.navigate.emit("refills", rid))
         self.open_notice.hide()
-        self.below_par_only = QCheckBox(tr("Only products below par"))
+        self.below_par_only = QCheckBox(tr("Only products to refill"))
         self.below_par_only.setMinimumHeight(TOUCH)
+        self.below_par_only.setToolTip(
+            tr("Hide the products below neither par nor the coach's recommendation")
+        )
         self.below_par_only.toggled.connect(lambda _on: self._apply_filter())
+
+        # Where the quantities come from: the coach (default) or par minus on hand.
+        self.use_coach = QRadioButton(tr("Coach recommendation"))
+        self.use_coach.setObjectName("use_coach")
+        self.use_coach.setToolTip(
+            tr(
+                "Enough for the expected sales until the refill after next arrives, from the "
+                "coach's forecast of this stand"
+            )
+        )
+        self.use_par = QRadioButton(tr("Par minus on hand"))
+        self.use_par.setObjectName("use_par")
+        self.use_par.setToolTip(tr("Fill every product up to its par level, in whole packs"))
+        self.source_group = QButtonGroup(self)
+        for button in (self.use_coach, self.use_par):
+            button.setMinimumHeight(TOUCH)
+            self.source_group.addButton(button)
+        self.use_coach.setChecked(True)
+        #: The source the user chose (the coach unless they chose par).
+        self.source = COACH
+        self.use_coach.toggled.connect(self._source_toggled)
+        self.coach_info = QLabel()
+        self.coach_info.setObjectName("coach_info")
+        self.coach_info.setWordWrap(True)
 
         self.lines_area = QScrollArea()
         self.lines_area.setWidgetResizable(True)
@@ -704,7 +913,7 @@ class RefillRequestView(QWidget):
         self.totals = QLabel()
         self.totals.setObjectName("totals")
         self.use_suggestion = _button(
-            tr("Use suggestion"), tr("Set every quantity to the suggestion again")
+            tr("Use suggestion"), tr("Set every quantity to the chosen suggestion again")
         )
         self.clear_all = _button(tr("All to 0"), tr("Set every quantity to 0"))
         self.submit_button = _button(
@@ -725,6 +934,12 @@ class RefillRequestView(QWidget):
         top.addWidget(QLabel(tr("Stand")))
         top.addWidget(self.stand_picker, 1)
         top.addWidget(self.below_par_only)
+        source = QHBoxLayout()
+        source.addWidget(QLabel(tr("Use:")))
+        source.addWidget(self.use_coach)
+        source.addWidget(self.use_par)
+        source.addSpacing(12)
+        source.addWidget(self.coach_info, 1)
         bottom = QHBoxLayout()
         bottom.addWidget(self.note, 1)
         bottom.addWidget(self.use_suggestion)
@@ -733,6 +948,7 @@ class RefillRequestView(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.stand_info)
+        layout.addLayout(source)
         layout.addWidget(self.open_notice)
         layout.addWidget(self.errors["quantities"])
         layout.addWidget(self.lines_area, 1)
@@ -750,16 +966,37 @@ class RefillRequestView(QWidget):
     def loading(self) -> bool:
         return self._pending > 0
 
-    def open(self, stand_id: str | None = None) -> None:
-        """Show the request form of ``stand_id`` (or let the user pick a stand)."""
-        if stand_id != self.stand_id:
-            self.stand_id = stand_id
+    def open(self, arg: str | dict[str, Any] | None = None) -> None:
+        """Show the request form of a stand: ``arg`` is its id (or None: the user picks
+        one), or what the Coach screen's "Create refill" hands over, ``{"stand_id": ...,
+        "quantities": {product id: units}, "reasons": {product id: text}, "insight_id":
+        optional}``: the form starts at those quantities, with those reasons, and the
+        insight is closed as done once the refill is requested."""
+        if isinstance(arg, dict):
+            stand_id = arg.get("stand_id")
+            self.stand_id = str(stand_id) if stand_id else None
             self._clear_lines()
             self._refill_id = new_id()
+            self.note.clear()
+            self.outlook, self.coach_status = None, "loading"
+            self.given = {str(k): max(0, int(v)) for k, v in (arg.get("quantities") or {}).items()}
+            self.given_reasons = {str(k): str(v) for k, v in (arg.get("reasons") or {}).items()}
+            insight = arg.get("insight_id")
+            self.insight_id = str(insight) if insight else None
+            self._choose(COACH)
+        else:
+            stand_id = str(arg) if arg else None
+            if stand_id != self.stand_id:
+                self.stand_id = stand_id
+                self._clear_lines()
+                self._refill_id = new_id()
+                self.outlook, self.coach_status = None, "loading"
+                self.given, self.given_reasons, self.insight_id = None, {}, None
         self.refresh()
 
     def refresh(self) -> None:
-        """Reload the stands and the form; quantities already typed are kept."""
+        """Reload the stands, the form and the coach's outlook; quantities already typed
+        are kept."""
         self._generation += 1
         generation = self._generation
         self._start()
@@ -776,6 +1013,14 @@ class RefillRequestView(QWidget):
                 on_done=lambda form: self._form_loaded(generation, form),
                 on_error=self._load_failed,
             )
+            stand_id = self.stand_id
+            self._start()
+            self.ctx.read(
+                stand_outlook,
+                stand_id,
+                on_done=lambda outlook: self._outlook_loaded(generation, stand_id, outlook),
+                on_error=lambda exc: self._outlook_failed(generation, stand_id, exc),
+            )
 
     def can_leave(self) -> bool:
         """False while typed quantities or a note would be lost."""
@@ -784,12 +1029,22 @@ class RefillRequestView(QWidget):
     def dirty(self) -> bool:
         if self.note.text().strip():
             return True
-        return any(w.stepper.text().strip() != str(w.line.suggested) for w in self.lines.values())
+        source = self.effective_source()
+        return any(w.stepper.text().strip() != str(w.proposal(source)) for w in self.lines.values())
 
     def discard(self) -> None:
         """Forget what was typed: back to the suggestion, no note."""
         self.note.clear()
         self._reset_to_suggestion()
+
+    def coach_available(self) -> bool:
+        """True when the coach has quantities to offer (its forecast, or an insight's)."""
+        return self.given is not None or self.coach_status == "ready"
+
+    def effective_source(self) -> str:
+        """The source the quantities follow: the user's choice, or par while the coach has
+        nothing to offer."""
+        return COACH if self.source == COACH and self.coach_available() else PAR
 
     # ------------------------------------------------------------------ loading
 
@@ -846,13 +1101,45 @@ class RefillRequestView(QWidget):
         self._finish()
         if generation != self._generation or form.stand_id != self.stand_id:
             return
+        self._rebuild(lambda: setattr(self, "form", form))
+
+    def _outlook_loaded(self, generation: int, stand_id: str, outlook: StandOutlook) -> None:
+        self._finish()
+        if generation != self._generation or stand_id != self.stand_id:
+            return
+
+        def change() -> None:
+            self.outlook = outlook
+            self.coach_status = "ready" if has_forecast(outlook) else "none"
+
+        self._rebuild(change)
+
+    def _outlook_failed(self, generation: int, stand_id: str, exc: Exception) -> None:
+        # The coach failing is no reason not to ask for a refill: par takes over.
+        self._finish()
+        if generation != self._generation or stand_id != self.stand_id:
+            return
+
+        def change() -> None:
+            self.outlook, self.coach_status = None, "none"
+
+        self._rebuild(change)
+        self.coach_info.setToolTip(str(exc))
+
+    def _rebuild(self, change: Callable[[], None]) -> None:
+        """Apply ``change`` (new form or outlook) and show the form again: where the user
+        typed a quantity it stays, elsewhere the quantity follows the new proposal."""
+        source = self.effective_source()
         typed = {pid: w.stepper.text() for pid, w in self.lines.items()}
-        suggested = {pid: w.line.suggested for pid, w in self.lines.items()}
-        self._show_form(form)
+        proposed = {pid: str(w.proposal(source)) for pid, w in self.lines.items()}
+        change()
+        if self.form is None or self.form.stand_id != self.stand_id:
+            self._show_coach_info()
+            return
+        self._show_form(self.form)
         for pid, text in typed.items():
             widget = self.lines.get(pid)
-            # Keep what the user changed; follow the new suggestion where they did not.
-            if widget is not None and text.strip() != str(suggested[pid]):
+            if widget is not None and text.strip() != proposed[pid]:
                 widget.stepper.edit.setText(text)
         self._update_totals()
 
@@ -866,6 +1153,24 @@ class RefillRequestView(QWidget):
         self.lines = {}
         self.errors = {k: v for k, v in self.errors.items() if not k.startswith("qty:")}
 
+    def _coach_line(self, pid: str) -> tuple[int | None, str]:
+        """The coach's quantity and reason for one product."""
+        outlook = self.outlook
+        rec = None
+        if outlook is not None and self.coach_status == "ready":
+            rec = next((s.recommendation for s in outlook.skus if s.product_id == pid), None)
+        if self.given is not None:
+            qty = self.given.get(pid, 0)
+            reason = self.given_reasons.get(pid, "")
+            if not reason and rec is not None and rec.quantity == qty:
+                reason = rec.message
+            return qty, reason
+        if self.coach_status != "ready":
+            return None, ""
+        if rec is None:  # not in the outlook (e.g. placed since): the coach says nothing
+            return None, ""
+        return (outlook.quantities.get(pid, 0) if outlook else 0), rec.message
+
     def _show_form(self, form: RefillForm | None) -> None:
         self.form = form
         self._clear_lines()
@@ -877,12 +1182,13 @@ class RefillRequestView(QWidget):
         can = form is not None and form.can_request and has_lines
         for w in (self.submit_button, self.use_suggestion, self.clear_all, self.note):
             w.setEnabled(can)
+        self._show_coach_info()
         if form is None:
             self.stand_info.setText("")
             self.empty.setText(tr("Choose a stand to see its products."))
             self.totals.setText("")
             return
-        below = sum(1 for line in form.lines if line.suggested > 0)
+        below = sum(1 for line in form.lines if line.on_hand < line.par_level)
         status = (
             ""
             if form.stand_status == StandStatus.ACTIVE
@@ -918,30 +1224,90 @@ class RefillRequestView(QWidget):
                 ).format(items=items)
             )
             self.open_notice.show()
-        headers = (tr("Product"), tr("On hand"), tr("Par"), tr("Pack"), tr("Suggested"))
-        for col, text in enumerate(headers):
+        headers = (
+            (tr("Product"), ""),
+            (tr("On hand"), ""),
+            (tr("Par"), ""),
+            (tr("Pack"), ""),
+            (tr("Par fill"), tr("Par minus on hand, in whole packs within the capacity")),
+            (tr("Coach"), tr("The coach's recommendation for the stand's next refill")),
+            (tr("Quantity"), ""),
+        )
+        qty_col = len(headers) - 1
+        for col, (text, tip) in enumerate(headers):
             label = QLabel(f"<b>{text}</b>")
-            if col:
+            label.setToolTip(tip)
+            if col == qty_col:
+                label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            elif col:
                 label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.grid.addWidget(label, 0, col)
-        qty_head = QLabel(f"<b>{tr('Quantity')}</b>")
-        qty_head.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.grid.addWidget(qty_head, 0, 5)
         self.grid.setColumnStretch(0, 1)
-        row = 1
-        # What needs refilling first; the rest below, by category and name as before.
-        for line in sorted(form.lines, key=lambda ln: ln.suggested == 0):
+        source = self.effective_source()
+        widgets = []
+        for line in form.lines:
             widget = _Line(line)
-            self.lines[line.product_id] = widget
-            for col, cell in enumerate(widget.widgets[:6]):
+            qty, reason = self._coach_line(line.product_id)
+            widget.set_coach(qty, reason, self.coach_status)
+            widget.show_source(source)
+            widget.stepper.setValue(widget.proposal(source))
+            widgets.append(widget)
+        row = 1
+        # What needs refilling first (by either source); the rest below, by category and
+        # name as before.
+        for widget in sorted(
+            widgets, key=lambda w: w.proposal(COACH) == 0 and w.line.suggested == 0
+        ):
+            pid = widget.line.product_id
+            self.lines[pid] = widget
+            for col, cell in enumerate(widget.cells):
                 self.grid.addWidget(cell, row, col)
-            self.grid.addWidget(widget.error, row + 1, 0, 1, 6)
-            self.errors[f"qty:{line.product_id}"] = widget.error
+            self.grid.addWidget(widget.why, row + 1, 0, 1, qty_col)
+            self.grid.addWidget(widget.error, row + 2, 0, 1, qty_col + 1)
+            self.errors[f"qty:{pid}"] = widget.error
             widget.stepper.valueChanged.connect(self._update_totals)
-            row += 2
+            row += 3
         self.grid.setRowStretch(row, 1)
         self._apply_filter()
         self._update_totals()
+
+    def _show_coach_info(self) -> None:
+        """The source choice and the line beside it: what the coach offers, or why not."""
+        available = self.coach_available()
+        self.use_coach.setEnabled(available or self.coach_status == "loading")
+        # The coach's button stays on while it loads; par shows when the coach has nothing.
+        coach_on = self.source == COACH and (available or self.coach_status == "loading")
+        self.use_coach.blockSignals(True)
+        (self.use_coach if coach_on else self.use_par).setChecked(True)
+        self.use_coach.blockSignals(False)
+        self.coach_info.setToolTip("")
+        outlook = self.outlook
+        if self.stand_id is None:
+            self.coach_info.setText("")
+            return
+        visit = visit_text(outlook) if outlook is not None else ""
+        if self.given is not None:
+            units = sum(self.given.values())
+            n = sum(1 for q in self.given.values() if q > 0)
+            text = tr("from the coach's insight: {products}, {units} units").format(
+                products=products_text(n), units=units
+            )
+        elif self.coach_status == "loading":
+            text = tr("The coach is working out its recommendation…")
+        elif self.coach_status == "none":
+            text = tr(
+                "The coach has no forecast for this stand yet (it needs some sales here or at "
+                "its peers): the quantities are par minus on hand."
+            )
+        elif outlook is not None and outlook.quantities:
+            text = tr("the coach recommends {products}, {units} units").format(
+                products=products_text(len(outlook.quantities)), units=outlook.refill_units
+            )
+        elif outlook is not None:
+            text = no_refill_text(outlook)
+        else:
+            text = ""
+        self.coach_info.setText(" · ".join(t for t in (visit, text) if t))
 
     # ------------------------------------------------------------------ editing
 
@@ -952,16 +1318,37 @@ class RefillRequestView(QWidget):
 
     def _apply_filter(self) -> None:
         only = self.below_par_only.isChecked()
+        source = self.effective_source()
         for widget in self.lines.values():
-            widget.set_visible(not only or widget.line.on_hand < widget.line.par_level)
+            line = widget.line
+            wanted = line.on_hand < line.par_level or widget.proposal(source) > 0
+            widget.set_visible(not only or wanted)
 
     def _set_all(self, value: Callable[[RefillFormLine], int]) -> None:
         for widget in self.lines.values():
             widget.stepper.setValue(value(widget.line))
 
     def _reset_to_suggestion(self) -> None:
-        self._set_all(lambda line: line.suggested)
+        source = self.effective_source()
+        for widget in self.lines.values():
+            widget.stepper.setValue(widget.proposal(source))
         self.clear_errors()
+
+    def _choose(self, source: str) -> None:
+        self.source = source
+        self.use_coach.blockSignals(True)
+        (self.use_coach if source == COACH else self.use_par).setChecked(True)
+        self.use_coach.blockSignals(False)
+
+    def _source_toggled(self, coach: bool) -> None:
+        """The user chose where the quantities come from: every line follows it."""
+        self.source = COACH if coach else PAR
+        source = self.effective_source()
+        for widget in self.lines.values():
+            widget.show_source(source)
+        self._reset_to_suggestion()
+        self._apply_filter()
+        self._show_coach_info()
 
     def _update_totals(self) -> None:
         if not self.lines:
@@ -1013,20 +1400,26 @@ class RefillRequestView(QWidget):
         self.saving = True
         self.submit_button.setEnabled(False)
         stand_id = self.form.stand_id
+        insight_id = self.insight_id
         self.ctx.write(
             refills.request_refill,
             stand_id,
             quantities,
             note=self.note.text().strip() or None,
             refill_id=self._refill_id,
-            on_done=lambda result: self._submitted(stand_id, result),
+            on_done=lambda result: self._submitted(stand_id, insight_id, result),
             on_error=self._submit_failed,
         )
 
-    def _submitted(self, stand_id: str, result: refills.RefillResult) -> None:
+    def _submitted(
+        self, stand_id: str, insight_id: str | None, result: refills.RefillResult
+    ) -> None:
         self.saving = False
         self.submit_button.setEnabled(True)
         self._refill_id = new_id()
+        # The insight's quantities are used up: the next load shows the coach's new
+        # recommendation (the requested units now count as on order).
+        self.given, self.given_reasons, self.insight_id = None, {}, None
         # Saved: what was typed is no longer unsaved work, and the next load shows the new
         # suggestion (the requested units now count as on the way).
         self.discard()
@@ -1039,8 +1432,29 @@ class RefillRequestView(QWidget):
             )
         )
         refill_changed(self.ctx, stand_id)
+        if insight_id is not None:
+            self._close_insight(stand_id, insight_id)
         self.submitted.emit(result.refill_id)
         self.ctx.navigate.emit("refills", result.refill_id)
+
+    def _close_insight(self, stand_id: str, insight_id: str) -> None:
+        """The coach's insight this refill answers is done. The Coach screen may close it
+        too; whichever comes second finds it closed, and that is fine."""
+        ctx = self.ctx
+
+        def failed(exc: Exception) -> None:
+            if not isinstance(exc, DomainError):
+                ctx.status.emit(
+                    tr("The coach's insight could not be closed: {error}").format(error=exc)
+                )
+
+        ctx.write(
+            mark_insight_done,
+            insight_id,
+            note=tr("Refill requested"),
+            on_done=lambda _view: ctx.changed("insights", ids=(insight_id, stand_id)),
+            on_error=failed,
+        )
 
     def _submit_failed(self, exc: Exception) -> None:
         self.saving = False
@@ -1056,7 +1470,7 @@ class RefillRequestView(QWidget):
     def _on_changed(self, change: Changed) -> None:
         if not self.isVisible() or self.saving:
             return
-        if change.touches("inventory", "refills", "stands") and (
+        if change.touches("inventory", "refills", "stands", "sales") and (
             not change.ids or self.stand_id in change.ids
         ):
             self.refresh()

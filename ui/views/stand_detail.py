@@ -5,6 +5,12 @@ Everything loads in the background through :meth:`UiContext.read`: the header an
 from :func:`app.services.queries.stand_detail`, the other tabs from
 :mod:`app.services.stand_views`. A write anywhere that touches this stand's data refreshes it.
 
+The inventory tab also shows the coach's outlook (:func:`app.coach.agent.stand_outlook`, read
+after the stock so the table never waits for it): per SKU the units expected over the next
+7 days, the days of cover and the risk of running out before the next visit (amber from
+50 %, red from 80 %, the recommendation's reason in the tooltip), and above the table the
+next visit and what the coach suggests refilling.
+
 Keyboard: Ctrl+Shift+S records a sale, Ctrl+Shift+C counts stock, Ctrl+Shift+R requests a
 refill; Alt plus the underlined letter (or Ctrl+Tab) switches tabs.
 """
@@ -14,10 +20,12 @@ from __future__ import annotations
 import functools
 import importlib
 import io
+import math
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, ClassVar
+from html import escape
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import segno
 from PySide6.QtCore import (
@@ -58,7 +66,17 @@ from app.services.stand_views import LoyaltyOverview, OrderView, SnapshotView
 from ui.context import Changed, UiContext
 from ui.i18n import tr
 from ui.stand_list_model import humanize, tint, tone
+from ui.views.refill_dialogs import (
+    coach_basis,
+    has_forecast,
+    no_refill_text,
+    stand_outlook,
+    visit_text,
+)
 from ui.widgets import TOUCH, EmptyState, local_time, money
+
+if TYPE_CHECKING:
+    from app.coach.agent import SkuOutlook, StandOutlook
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 ID_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -69,6 +87,12 @@ DETAIL_KINDS = ("stands", "inventory", "sales", "refills", "partners", "loyalty"
 ORDER_LIMIT = 50
 COUNT_LIMIT = 20
 LEDGER_LIMIT = 200
+#: The coach's risk colours: amber (warning) from, red (critical) from.
+RISK_WARNING, RISK_CRITICAL = 0.5, 0.8
+#: Below this width (the screen's) the inventory table leaves out its optional columns.
+INVENTORY_NARROW = 1100
+#: Days the inventory tab's forecast column adds up.
+FORECAST_DAYS = 7
 #: Side of the QR code on screen, in pixels (about; whole pixels per module).
 QR_SIZE = 132
 QR_SMALL = 112
@@ -106,15 +130,63 @@ def _signed(value: int) -> str:
 # ============================================================================ inventory
 
 
+def _decimal(value: float, places: int = 1) -> str:
+    return str(QLocale().toString(float(value), "f", places))
+
+
+def risk_level(risk: float) -> str | None:
+    """ "out" (critical, from 80 %), "low" (warning, from 50 %) or None, for colours."""
+    if risk >= RISK_CRITICAL:
+        return "out"
+    if risk >= RISK_WARNING:
+        return "low"
+    return None
+
+
+def forecast_units(sku: SkuOutlook, days: int = FORECAST_DAYS) -> float:
+    """Units the coach expects to sell over the next ``days`` days."""
+    daily = sku.forecast
+    if not daily:
+        return 0.0
+    if len(daily) >= days:
+        return float(sum(daily[:days]))
+    return float(sum(daily)) * days / len(daily)
+
+
+def risk_text(risk: float) -> str:
+    """ "85 %"; "< 1 %" for a risk that is there but small; "0 %"."""
+    if 0 < risk < 0.005:
+        return tr("< 1 %")
+    return f"{_int(round(100 * risk))} %"
+
+
+def cover_text(cover: float | None) -> str:
+    """Days of cover as a rep reads it: "4.5 d", "12 d", "—" when nothing sells."""
+    if cover is None:
+        return "—"
+    if cover <= 0:
+        return tr("0 d")
+    if cover < 10:
+        return tr("{n} d").format(n=_decimal(cover))
+    if cover > 999:
+        return tr("> 999 d")
+    return tr("{n} d").format(n=_int(round(cover)))
+
+
 class InventoryModel(QAbstractTableModel):
     """Per SKU: on hand against par and reorder point, with low and out marked by a tint, a
-    coloured state word and bold numbers (colour is never the only sign)."""
+    coloured state word and bold numbers (colour is never the only sign); and, once the
+    coach's outlook has arrived (:meth:`set_outlook`), the expected sales over the next
+    7 days, the days of cover and the risk of running out before the next visit."""
 
     COLUMNS = (
         ("name", "Product"),
         ("sku", "SKU"),
         ("category", "Category"),
         ("on_hand", "On hand"),
+        ("forecast", "Forecast 7 d"),
+        ("cover", "Cover"),
+        ("risk", "Risk"),
         ("par_level", "Par"),
         ("reorder_point", "Reorder at"),
         ("capacity", "Capacity"),
@@ -122,17 +194,49 @@ class InventoryModel(QAbstractTableModel):
         ("list_price", "Price"),
         ("state", "State"),
     )
-    NUMERIC = frozenset({"on_hand", "par_level", "reorder_point", "capacity", "list_price"})
+    KEYS = tuple(k for k, _ in COLUMNS)
+    NUMERIC = frozenset(
+        {
+            "on_hand",
+            "par_level",
+            "reorder_point",
+            "capacity",
+            "list_price",
+            "forecast",
+            "cover",
+            "risk",
+        }
+    )
+    COACH = ("forecast", "cover", "risk")
+    #: Left out on a narrow screen (the product's tooltip has them).
+    OPTIONAL = ("category", "last_counted_at")
+    HEADER_TIPS: ClassVar[dict[str, str]] = {
+        "forecast": "Units the coach expects to sell over the next 7 days",
+        "cover": "Days until the stock on hand runs out at the expected sales (— nothing sells)",
+        "risk": "The coach's probability that the product runs out before the next visit "
+        "(amber from 50 %, red from 80 %)",
+    }
     STATES: ClassVar[dict[str, str]] = {"out": "Out", "low": "Low", "ok": "OK"}
+    #: Sort value of a coach column without a figure (still loading, or none): last.
+    NO_FIGURE = -1.0
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self.rows: list[InventoryRow] = []
+        #: The coach's outlook per product id (empty until it arrives, or without one).
+        self.outlook: dict[str, SkuOutlook] = {}
 
     def set_rows(self, rows: tuple[InventoryRow, ...] | list[InventoryRow]) -> None:
         self.beginResetModel()
         self.rows = list(rows)
         self.endResetModel()
+
+    def set_outlook(self, skus: tuple[SkuOutlook, ...] | list[SkuOutlook] | None) -> None:
+        """Fill (or, with None, empty) the coach's columns; the rows stay as they are."""
+        self.outlook = {s.product_id: s for s in skus or ()}
+        if self.rows:
+            first, last = self.KEYS.index(self.COACH[0]), self.KEYS.index(self.COACH[-1])
+            self.dataChanged.emit(self.index(0, first), self.index(len(self.rows) - 1, last), [])
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self.rows)
@@ -150,6 +254,8 @@ class InventoryModel(QAbstractTableModel):
             return tr(title)
         if role == Qt.ItemDataRole.TextAlignmentRole and key in self.NUMERIC:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ToolTipRole and key in self.HEADER_TIPS:
+            return tr(self.HEADER_TIPS[key])
         return None
 
     def flags(self, index: Index) -> Qt.ItemFlag:
@@ -168,6 +274,8 @@ class InventoryModel(QAbstractTableModel):
             return None
         row = self.rows[index.row()]
         key = self.COLUMNS[index.column()][0]
+        if key in self.COACH:
+            return self._coach_data(row, key, role)
         value = getattr(row, key)
         state = row.state
         if role == Qt.ItemDataRole.DisplayRole:
@@ -188,6 +296,11 @@ class InventoryModel(QAbstractTableModel):
             if key == "last_counted_at":
                 return value.timestamp() if isinstance(value, datetime) else 0.0
             return value
+        return self._common(row, key, role)
+
+    def _common(self, row: InventoryRow, key: str, role: int) -> Any:
+        """What every column shares: id, alignment, the row's tint, tooltips."""
+        state = row.state
         if role == ID_ROLE:
             return row.product_id
         if role == Qt.ItemDataRole.TextAlignmentRole:
@@ -203,13 +316,71 @@ class InventoryModel(QAbstractTableModel):
             font.setBold(True)
             return font
         if role == Qt.ItemDataRole.ToolTipRole:
+            tip = ""
             if state == "out":
-                return tr("{name} is out of stock").format(name=row.name)
-            if state == "low":
-                return tr("{name}: {n} left, reorder at {r}").format(
+                tip = tr("{name} is out of stock").format(name=row.name)
+            elif state == "low":
+                tip = tr("{name}: {n} left, reorder at {r}").format(
                     name=row.name, n=row.on_hand, r=row.reorder_point
                 )
+            if key == "name":
+                counted = (
+                    local_time(row.last_counted_at, date_only=True)
+                    if row.last_counted_at
+                    else tr("never")
+                )
+                about = tr("{sku} · {category} · last counted {date}").format(
+                    sku=row.sku, category=row.category, date=counted
+                )
+                return f"{tip}\n{about}" if tip else about
+            return tip or None
         return None
+
+    def _coach_data(self, row: InventoryRow, key: str, role: int) -> Any:
+        sku = self.outlook.get(row.product_id)
+        if role == Qt.ItemDataRole.DisplayRole:
+            if sku is None:
+                return ""
+            if key == "forecast":
+                units = forecast_units(sku)
+                return _decimal(units, 1 if units < 10 else 0)
+            if key == "cover":
+                return cover_text(sku.days_of_cover)
+            return risk_text(sku.stockout_risk)
+        if role == SORT_ROLE:
+            if sku is None:
+                return self.NO_FIGURE
+            if key == "forecast":
+                return forecast_units(sku)
+            if key == "cover":
+                # Nothing sells: the stock lasts for ever, after every finite cover.
+                return math.inf if sku.days_of_cover is None else float(sku.days_of_cover)
+            return float(sku.stockout_risk)
+        if sku is not None and key == "risk":
+            level = risk_level(sku.stockout_risk)
+            if role == Qt.ItemDataRole.ForegroundRole and level is not None:
+                return tone(level)
+            if role == Qt.ItemDataRole.FontRole and level is not None:
+                font = QFont()
+                font.setBold(True)
+                return font
+            if role == Qt.ItemDataRole.ToolTipRole:
+                return self.risk_tip(sku)
+        if sku is not None and role == Qt.ItemDataRole.ToolTipRole:
+            return self.risk_tip(sku)
+        return self._common(row, key, role)
+
+    @staticmethod
+    def risk_tip(sku: SkuOutlook) -> str:
+        rec = sku.recommendation
+        lines = [
+            tr("{risk} risk of running out before the next visit").format(
+                risk=risk_text(sku.stockout_risk)
+            ),
+            rec.message,
+            coach_basis(sku.demand_class, sku.method),
+        ]
+        return "\n".join(lines)
 
 
 # ============================================================================ the view
@@ -235,6 +406,10 @@ class StandDetailView(QWidget):
         self.orders: list[OrderView] = []
         self.snapshots: list[SnapshotView] = []
         self.loyalty: LoyaltyOverview | None = None
+        #: The coach's outlook of the stand (None: not here yet, or the coach has none).
+        self.outlook: StandOutlook | None = None
+        #: Why the coach has no outlook, when it failed (shown as a tooltip).
+        self.outlook_error: str | None = None
         self.error: str | None = None
         self._token = 0
         self._pending = 0
@@ -412,7 +587,7 @@ class StandDetailView(QWidget):
         self.inventory_table.setObjectName("InventoryTable")
         self.inventory_table.setSortingEnabled(True)
         self.inventory_table.sortByColumn(
-            len(InventoryModel.COLUMNS) - 1, Qt.SortOrder.AscendingOrder
+            InventoryModel.KEYS.index("state"), Qt.SortOrder.AscendingOrder
         )
         header = self.inventory_table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
@@ -422,6 +597,15 @@ class StandDetailView(QWidget):
         self.inventory_page = self._tab_page(
             self.inventory_summary, self.inventory_table, self.inventory_empty
         )
+        # The coach's line: next visit and what it suggests, filled when its outlook arrives.
+        self.coach_line = QLabel()
+        self.coach_line.setObjectName("CoachLine")
+        self.coach_line.setWordWrap(True)
+        self.coach_line.setTextFormat(Qt.TextFormat.RichText)
+        self.coach_line.linkActivated.connect(lambda _link: self._act("refill"))
+        page_layout = self.inventory_page.layout()
+        assert isinstance(page_layout, QVBoxLayout)
+        page_layout.insertWidget(1, self.coach_line)
         self.tabs.addTab(self.inventory_page, tr("&Inventory"))
 
     def _build_sales_tab(self) -> None:
@@ -541,6 +725,7 @@ class StandDetailView(QWidget):
         if stand_id != self.stand_id:
             self.stand_id = str(stand_id)
             self.detail, self.loyalty, self.error = None, None, None
+            self.outlook, self.outlook_error = None, None
             self.orders, self.snapshots = [], []
             self._show_detail()
             self._show_orders()
@@ -568,13 +753,21 @@ class StandDetailView(QWidget):
         self._read(queries.stand_detail, (sid,), self._got_detail)
         self._read(stand_views.recent_orders, (sid,), self._got_orders, limit=ORDER_LIMIT)
         self._read(stand_views.count_snapshots, (sid,), self._got_counts, limit=COUNT_LIMIT)
+        # Last: the stock shows first, the coach's columns fill in when they come.
+        self._read(stand_outlook, (sid,), self._got_outlook, on_failure=self._outlook_failed)
         if self.refills_view is not None and explicit:
             refresher = getattr(self.refills_view, "refresh", None)
             if callable(refresher):
                 refresher()
 
     def _read(
-        self, fn: Callable[..., Any], args: tuple[Any, ...], done: Callable[[Any], None], **kw: Any
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        done: Callable[[Any], None],
+        *,
+        on_failure: Callable[[Exception], None] | None = None,
+        **kw: Any,
     ) -> None:
         self._pending += 1
         token = self._token
@@ -582,7 +775,7 @@ class StandDetailView(QWidget):
             fn,
             *args,
             on_done=functools.partial(self._arrived, token, done),
-            on_error=functools.partial(self._failed, token),
+            on_error=functools.partial(self._failed, token, on_failure),
             **kw,
         )
 
@@ -592,10 +785,15 @@ class StandDetailView(QWidget):
         self._pending -= 1
         done(result)
 
-    def _failed(self, token: int, exc: Exception) -> None:
+    def _failed(
+        self, token: int, on_failure: Callable[[Exception], None] | None, exc: Exception
+    ) -> None:
         if token != self._token:
             return
         self._pending -= 1
+        if on_failure is not None:
+            on_failure(exc)
+            return
         if isinstance(exc, NotFound):
             self.error = tr("This stand no longer exists.")
         else:
@@ -621,6 +819,17 @@ class StandDetailView(QWidget):
     def _got_counts(self, snapshots: list[SnapshotView]) -> None:
         self.snapshots = snapshots
         self._show_counts()
+
+    def _got_outlook(self, outlook: StandOutlook) -> None:
+        self.outlook, self.outlook_error = outlook, None
+        self.inventory_model.set_outlook(outlook.skus if has_forecast(outlook) else None)
+        self._show_coach()
+
+    def _outlook_failed(self, exc: Exception) -> None:
+        # Not the stand's fault: the stock stays on screen, the coach's columns stay empty.
+        self.outlook, self.outlook_error = None, str(exc) or type(exc).__name__
+        self.inventory_model.set_outlook(None)
+        self._show_coach()
 
     def _got_loyalty(self, overview: LoyaltyOverview) -> None:
         self.loyalty = overview
@@ -654,6 +863,8 @@ class StandDetailView(QWidget):
             self.qr_label.clear()
             self.qr_label.setToolTip("")
             self.inventory_model.set_rows([])
+            self.inventory_model.set_outlook(None)
+            self._show_coach()
             self._enable_actions(None)
             return
         row = detail.stand
@@ -689,6 +900,7 @@ class StandDetailView(QWidget):
 
     def resizeEvent(self, event: Any) -> None:
         super().resizeEvent(event)
+        self._fit_inventory_columns()
         # On a short screen (1024x600) the code is drawn smaller; it still scans.
         size = QR_SIZE if self.height() >= 640 else QR_SMALL
         if size != self._qr_size:
@@ -748,6 +960,64 @@ class StandDetailView(QWidget):
             )
         )
         self._stack(self.inventory_page).setCurrentIndex(0 if rows else 1)
+
+    def _fit_inventory_columns(self) -> None:
+        """On a narrow screen (1024 px) the table drops the columns a rep needs least, so
+        the product names stay readable without scrolling sideways (the product's tooltip
+        still says them)."""
+        narrow = self.width() < INVENTORY_NARROW
+        for key in InventoryModel.OPTIONAL:
+            self.inventory_table.setColumnHidden(InventoryModel.KEYS.index(key), narrow)
+
+    def _show_coach(self) -> None:
+        """The line above the inventory: the next visit and what the coach suggests."""
+        outlook = self.outlook
+        label = self.coach_line
+        label.setToolTip("")
+        muted = f"color: {tone('muted').name()};"
+        if outlook is None and self.outlook_error is None:
+            label.setStyleSheet(muted)
+            label.setText(tr("The coach is working out its forecast…") if self.stand_id else "")
+            return
+        if outlook is None or not has_forecast(outlook):
+            label.setStyleSheet(muted)
+            label.setText(
+                tr("The coach has no forecast yet: it needs some sales at this stand or its peers.")
+            )
+            if self.outlook_error:
+                label.setToolTip(self.outlook_error)
+            return
+        label.setStyleSheet("")
+        parts = [visit_text(outlook)]
+        risky = [s for s in outlook.skus if risk_level(s.stockout_risk) is not None]
+        if risky:
+            worst = max(risky, key=lambda s: s.stockout_risk)
+            colour = tone(risk_level(worst.stockout_risk) or "low").name()
+            text = (
+                tr("{name} may run out before it").format(name=escape(worst.name))
+                if len(risky) == 1
+                else tr("{n} products may run out before it").format(n=_int(len(risky)))
+            )
+            parts.append(f"<span style='color: {colour}; font-weight: 600;'>{text}</span>")
+        n = len(outlook.quantities)
+        if n:
+            what = (tr("1 product") if n == 1 else tr("{n} products")).format(n=_int(n))
+            can = self.quick_actions["refill"].isEnabled()
+            link = f"<a href='refill'>{what}</a>" if can else what
+            parts.append(
+                tr("coach suggests refilling {products} ({units} units)").format(
+                    products=link, units=_int(outlook.refill_units)
+                )
+            )
+        else:
+            parts.append(no_refill_text(outlook))
+        label.setText(" · ".join(parts))
+        label.setToolTip(
+            tr(
+                "The coach's forecast from the sales of the last weeks: refills cover a "
+                "{service} chance of not running out until the refill after next arrives."
+            ).format(service=f"{round(outlook.service * 100)} %")
+        )
 
     @staticmethod
     def _stack(page: QWidget) -> QStackedWidget:

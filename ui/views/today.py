@@ -1,8 +1,9 @@
 """Today: the stands to visit, most urgent first, each with why and what to do there.
 
 The order and the reasons are :func:`app.services.today.visit_list` (its docstring has the
-rule). A rep sees their own stands; a manager or admin sees everyone's and may narrow the
-list to one rep. Each card has quick actions (open the stand, record a sale, count, refill,
+rule; the coach's stock-out risk is one of the reasons, and a change of "insights" reloads
+the list). A rep sees their own stands; a manager or admin sees everyone's and may narrow
+the list to one rep. Each card has quick actions (open the stand, record a sale, count, refill,
 and deliver when a refill is due); every action is a button, so Tab reaches it, and the
 focused card also answers to keys: Return opens the stand, S sale, C count, R refill,
 D deliver, Up and Down move between cards.
@@ -35,9 +36,11 @@ from ui.i18n import tr
 from ui.views.refill_dialogs import kinetic
 from ui.widgets import TOUCH, EmptyState
 
-#: Colour of a reason by its kind (red: act now, amber: soon, blue: routine).
+#: Colour of a reason by its kind (red: act now, amber: soon, blue: routine; the coach's
+#: stock-out risk in crimson, between a refill due and a product out).
 REASON_COLOURS = {
     "refill_due": "#6a1b9a",
+    "risk": "#ad1457",
     "out": "#c62828",
     "cover": "#e65100",
     "low": "#ef6c00",
@@ -344,7 +347,8 @@ class TodayView(QWidget):
             self.scroll_area.ensureWidgetVisible(self.cards[index])
 
     def _on_changed(self, change: Changed) -> None:
-        if not change.touches("stands", "inventory", "refills", "sales", "counts"):
+        # "insights": a coach run or someone acting on an insight changes the coach's risk.
+        if not change.touches("stands", "inventory", "refills", "sales", "counts", "insights"):
             return
         if self.isVisible():
             self.refresh()

@@ -40,6 +40,7 @@ from app.models import (
     RefillDiscrepancy,
     RefillStatus,
     Role,
+    StandAIInsight,
     StandInventory,
     StandLocation,
     StandRefillEvent,
@@ -304,10 +305,14 @@ def request_refill(
     prices: Mapping[str, object] | None = None,
     note: str | None = None,
     refill_id: str | None = None,
+    insight_id: str | None = None,
     now: datetime | None = None,
 ) -> RefillResult:
     """Ask for a refill. ``quantities`` maps product (id, SKU or barcode) to units; without it,
-    par minus on hand is used. Asking again with the same ``refill_id`` returns the first."""
+    par minus on hand is used. Asking again with the same ``refill_id`` returns the first.
+
+    ``insight_id`` names the coach's insight the refill answers: it is closed as done in the
+    same transaction (left as it is when someone already closed it)."""
     actor.require(STAFF, "request refills")
     rid = client_id(refill_id, "refill_id")
     existing = session.get(StandRefillOrder, rid)
@@ -419,7 +424,22 @@ def request_refill(
         },
         actor,
     )
+    if insight_id is not None:
+        _close_insight(session, actor, insight_id, stand.id, at)
     return _result(session, refill)
+
+
+def _close_insight(
+    session: Session, actor: Actor, insight_id: str, stand_id: str, at: datetime
+) -> None:
+    # Imported here: the coach brings numpy, which the refill service otherwise never needs.
+    from app.coach.agent import OPEN_STATUSES, mark_insight_done
+
+    insight = session.get(StandAIInsight, insight_id)
+    if insight is None or insight.stand_id != stand_id:
+        raise ValidationError("That coach insight is not about this stand.", field="insight_id")
+    if insight.status in OPEN_STATUSES:
+        mark_insight_done(session, actor, insight_id, "Refill requested", now=at)
 
 
 @transactional

@@ -110,7 +110,6 @@ class CoachCall:
 
 #: What the screens ask of the coach.
 stand_outlook = CoachCall("stand_outlook")
-mark_insight_done = CoachCall("mark_insight_done")
 
 
 #: The forecast methods (:mod:`app.coach.forecast`) as a rep or manager reads them.
@@ -1407,6 +1406,7 @@ class RefillRequestView(QWidget):
             quantities,
             note=self.note.text().strip() or None,
             refill_id=self._refill_id,
+            insight_id=insight_id,
             on_done=lambda result: self._submitted(stand_id, insight_id, result),
             on_error=self._submit_failed,
         )
@@ -1432,29 +1432,10 @@ class RefillRequestView(QWidget):
             )
         )
         refill_changed(self.ctx, stand_id)
-        if insight_id is not None:
-            self._close_insight(stand_id, insight_id)
+        if insight_id is not None:  # closed by the same transaction as the request
+            self.ctx.changed("insights", ids=(insight_id, stand_id))
         self.submitted.emit(result.refill_id)
         self.ctx.navigate.emit("refills", result.refill_id)
-
-    def _close_insight(self, stand_id: str, insight_id: str) -> None:
-        """The coach's insight this refill answers is done. The Coach screen may close it
-        too; whichever comes second finds it closed, and that is fine."""
-        ctx = self.ctx
-
-        def failed(exc: Exception) -> None:
-            if not isinstance(exc, DomainError):
-                ctx.status.emit(
-                    tr("The coach's insight could not be closed: {error}").format(error=exc)
-                )
-
-        ctx.write(
-            mark_insight_done,
-            insight_id,
-            note=tr("Refill requested"),
-            on_done=lambda _view: ctx.changed("insights", ids=(insight_id, stand_id)),
-            on_error=failed,
-        )
 
     def _submit_failed(self, exc: Exception) -> None:
         self.saving = False

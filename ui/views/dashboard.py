@@ -9,16 +9,13 @@ periods never freezes the window. Only the newest answer is shown.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QStringListModel, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QApplication,
     QComboBox,
     QCompleter,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QMenu,
@@ -45,10 +42,10 @@ from ui.charts.widget import (
 from ui.context import Changed, LatestRead, UiContext
 from ui.i18n import tr
 from ui.views.kpi_widgets import (
+    KpiExports,
     KpiTableModel,
     KpiTiles,
     PeriodPicker,
-    export_csv,
     kpi_table,
 )
 from ui.widgets import TOUCH
@@ -68,7 +65,7 @@ TILES = (
 KINDS = ("sales", "inventory", "refills", "stands", "partners", "loyalty", "payouts")
 
 
-class DashboardView(QWidget):
+class DashboardView(KpiExports, QWidget):
     title = "Dashboard"
 
     def __init__(self, ctx: UiContext, parent: QWidget | None = None) -> None:
@@ -323,59 +320,3 @@ class DashboardView(QWidget):
         super().showEvent(event)
         if self.stale and not self.loading and self._scopes_loaded:
             self.reload()
-
-    # ------------------------------------------------------------ exports
-
-    def _suggested(self, suffix: str) -> str:
-        if self.data is None:
-            return f"kpis{suffix}"
-        r = self.data.report
-        label = "".join(ch if ch.isalnum() else "-" for ch in r.scope.label).strip("-").lower()
-        return f"{label}-{r.start}-{r.end}{suffix}"
-
-    def export_csv_dialog(self) -> None:
-        if self.data is None:
-            return
-        path, _ = QFileDialog.getSaveFileName(
-            self, tr("Export KPI table"), self._suggested(".csv"), tr("CSV files (*.csv)")
-        )
-        if path:
-            self.export_csv(Path(path))
-
-    def export_csv(self, path: Path) -> Path | None:
-        if self.data is None:
-            return None
-        out = export_csv(self.data.report, path)
-        self.ctx.status.emit(tr("Saved {path}").format(path=out))
-        return out
-
-    def export_pdf_dialog(self) -> None:
-        if self.data is None:
-            return
-        path, _ = QFileDialog.getSaveFileName(
-            self, tr("Save report"), self._suggested(".pdf"), tr("PDF files (*.pdf)")
-        )
-        if path:
-            self.export_pdf(Path(path))
-
-    def export_pdf(self, path: Path) -> Path | None:
-        """Write the one-page report. matplotlib keeps global state (fonts, style settings),
-        so the report is drawn here on the GUI thread, like every chart, under a busy cursor;
-        it takes about a second."""
-        if self.data is None:
-            return None
-        from ui.report import render_program_report
-
-        self.status_label.setText(tr("Writing the report…"))
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            QApplication.processEvents()
-            out = render_program_report(self.data, path)
-        except OSError as exc:
-            self._failed(exc)
-            return None
-        finally:
-            QApplication.restoreOverrideCursor()
-        self.status_label.setText(tr("Saved {path}").format(path=out))
-        self.ctx.status.emit(tr("Saved {path}").format(path=out))
-        return out

@@ -3,7 +3,7 @@ and the table of every KPI (with CSV export)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -18,10 +18,12 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
+    QApplication,
     QButtonGroup,
     QDateEdit,
     QDialog,
     QDialogButtonBox,
+    QFileDialog,
     QFormLayout,
     QFrame,
     QGridLayout,
@@ -389,3 +391,73 @@ def export_csv(report: KpiReport, path: Path) -> Path:
     from ui.report import export_kpi_csv
 
     return export_kpi_csv(report, path)
+
+
+class KpiExports:
+    """CSV and PDF export for a screen that shows computed KPIs (the dashboard, a stand's
+    Performance tab). The screen provides ``data`` (what its report function of
+    :mod:`ui.report`, named by ``pdf_renderer``, draws), ``ctx`` and ``status_label``."""
+
+    data: Any
+    ctx: Any
+    status_label: QLabel
+    pdf_title = "Save report"
+    pdf_renderer = "render_program_report"
+
+    def render_pdf(self, path: Path) -> Path:
+        import ui.report  # matplotlib: loaded when a report is first written
+
+        render: Callable[[Any, Path], Path] = getattr(ui.report, self.pdf_renderer)
+        return render(self.data, path)
+
+    def _suggested(self, suffix: str) -> str:
+        if self.data is None:
+            return f"kpis{suffix}"
+        r = self.data.report
+        label = "".join(ch if ch.isalnum() else "-" for ch in r.scope.label).strip("-").lower()
+        return f"{label}-{r.start}-{r.end}{suffix}"
+
+    def _ask_path(self, title: str, suffix: str, kinds: str) -> Path | None:
+        parent = self if isinstance(self, QWidget) else None
+        path, _ = QFileDialog.getSaveFileName(parent, title, self._suggested(suffix), kinds)
+        return Path(path) if path else None
+
+    def export_csv_dialog(self) -> None:
+        if self.data is not None and (
+            path := self._ask_path(tr("Export KPI table"), ".csv", tr("CSV files (*.csv)"))
+        ):
+            self.export_csv(path)
+
+    def export_csv(self, path: Path) -> Path | None:
+        if self.data is None:
+            return None
+        out = export_csv(self.data.report, path)
+        self.ctx.status.emit(tr("Saved {path}").format(path=out))
+        return out
+
+    def export_pdf_dialog(self) -> None:
+        if self.data is not None and (
+            path := self._ask_path(tr(self.pdf_title), ".pdf", tr("PDF files (*.pdf)"))
+        ):
+            self.export_pdf(path)
+
+    def export_pdf(self, path: Path) -> Path | None:
+        """Write the one-page report. matplotlib keeps global state (fonts, style settings),
+        so the report is drawn here on the GUI thread, like every chart, under a busy cursor;
+        it takes about a second."""
+        if self.data is None:
+            return None
+        self.status_label.setText(tr("Writing the report…"))
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            QApplication.processEvents()
+            out = self.render_pdf(path)
+        except OSError as exc:
+            message = str(exc)
+            self.status_label.setText(tr("Could not save: {error}").format(error=message))
+            return None
+        finally:
+            QApplication.restoreOverrideCursor()
+        self.status_label.setText(tr("Saved {path}").format(path=out))
+        self.ctx.status.emit(tr("Saved {path}").format(path=out))
+        return out

@@ -8,14 +8,11 @@ figures stay on screen, marked as being recomputed, until the new ones arrive.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QApplication,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QMenu,
@@ -31,7 +28,7 @@ from app.kpi import StandPerformance, stand_performance
 from ui.charts.widget import RevenueChart, SkuUnitsChart, StockChart
 from ui.context import Changed, LatestRead, UiContext
 from ui.i18n import tr
-from ui.views.kpi_widgets import KpiTableModel, KpiTiles, PeriodPicker, export_csv, kpi_table
+from ui.views.kpi_widgets import KpiExports, KpiTableModel, KpiTiles, PeriodPicker, kpi_table
 from ui.widgets import TOUCH
 
 TILES = (
@@ -47,7 +44,10 @@ TILES = (
 KINDS = ("sales", "inventory", "refills", "stands", "loyalty")
 
 
-class PerformancePanel(QWidget):
+class PerformancePanel(KpiExports, QWidget):
+    pdf_title = "Save stand report"
+    pdf_renderer = "render_stand_report"
+
     def __init__(self, ctx: UiContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.ctx = ctx
@@ -175,57 +175,3 @@ class PerformancePanel(QWidget):
         super().showEvent(event)
         if self.stale and not self.loading:
             self.reload()
-
-    # ------------------------------------------------------------ exports
-
-    def _suggested(self, suffix: str) -> str:
-        if self.data is None:
-            return f"stand{suffix}"
-        r = self.data.report
-        label = "".join(ch if ch.isalnum() else "-" for ch in r.scope.label).strip("-").lower()
-        return f"{label}-{r.start}-{r.end}{suffix}"
-
-    def export_csv_dialog(self) -> None:
-        if self.data is None:
-            return
-        path, _ = QFileDialog.getSaveFileName(
-            self, tr("Export KPI table"), self._suggested(".csv"), tr("CSV files (*.csv)")
-        )
-        if path:
-            self.export_csv(Path(path))
-
-    def export_csv(self, path: Path) -> Path | None:
-        if self.data is None:
-            return None
-        out = export_csv(self.data.report, path)
-        self.ctx.status.emit(tr("Saved {path}").format(path=out))
-        return out
-
-    def export_pdf_dialog(self) -> None:
-        if self.data is None:
-            return
-        path, _ = QFileDialog.getSaveFileName(
-            self, tr("Save stand report"), self._suggested(".pdf"), tr("PDF files (*.pdf)")
-        )
-        if path:
-            self.export_pdf(Path(path))
-
-    def export_pdf(self, path: Path) -> Path | None:
-        """Write the one-page stand report (on the GUI thread, like every chart)."""
-        if self.data is None:
-            return None
-        from ui.report import render_stand_report
-
-        self.status_label.setText(tr("Writing the report…"))
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            QApplication.processEvents()
-            out = render_stand_report(self.data, path)
-        except OSError as exc:
-            self._failed(exc)
-            return None
-        finally:
-            QApplication.restoreOverrideCursor()
-        self.status_label.setText(tr("Saved {path}").format(path=out))
-        self.ctx.status.emit(tr("Saved {path}").format(path=out))
-        return out

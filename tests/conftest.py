@@ -5,15 +5,18 @@ Qt hygiene for the GUI tests lives in tests/ui/conftest.py.
 
 from __future__ import annotations
 
+import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session
 
+from app import cli
 from app.db import SessionFactory, open_db
 from app.models import Product, Role
 from app.reference import seed_reference_data
@@ -156,3 +159,43 @@ def pg_server_url() -> Iterator[str]:
         pytest.skip("PostgreSQL server binaries are not installed (Debian postgresql-15)")
     with postgres_cluster(bin_dir) as url:
         yield url
+
+
+# ----------------------------------------------------------------- standctl in tests
+
+
+ENV_VARS = ("STAND_OS_DATA_DIR", "STAND_OS_DB_URL", "STAND_OS_USER", "STAND_OS_ROLE")
+
+
+@dataclass(frozen=True)
+class Run:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+    @property
+    def err_lines(self) -> list[str]:
+        return self.err.splitlines()
+
+
+Cli = Callable[..., Run]
+
+
+@pytest.fixture
+def run(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """``run(*args, role=None, user="rep.anna")``: standctl on this test's data folder."""
+    for var in ENV_VARS:
+        monkeypatch.delenv(var, raising=False)
+
+    def _run(*args: str, role: str | None = None, user: str = "rep.anna") -> Run:
+        argv = ["--data-dir", str(tmp_path), "--user", user]
+        if role:
+            argv += ["--role", role]
+        code = cli.main([*argv, *args])
+        captured = capsys.readouterr()
+        return Run(code, captured.out, captured.err)
+
+    return _run

@@ -7,16 +7,13 @@ which is exactly the database ``standctl --data-dir tmp_path`` opens.
 from __future__ import annotations
 
 import io
-import json
 import re
 import subprocess
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import update
@@ -24,43 +21,7 @@ from sqlalchemy import update
 from app import cli
 from app.db import SessionFactory, head_revision
 from app.models import StandInventory
-from tests.conftest import CatalogProduct
-
-ENV_VARS = ("STAND_OS_DATA_DIR", "STAND_OS_DB_URL", "STAND_OS_USER", "STAND_OS_ROLE")
-
-
-@dataclass(frozen=True)
-class Run:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-    @property
-    def err_lines(self) -> list[str]:
-        return self.err.splitlines()
-
-
-Cli = Callable[..., Run]
-
-
-@pytest.fixture
-def run(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
-    """``run(*args, role=None, user="rep.anna")``: standctl on this test's data folder."""
-    for var in ENV_VARS:
-        monkeypatch.delenv(var, raising=False)
-
-    def _run(*args: str, role: str | None = None, user: str = "rep.anna") -> Run:
-        argv = ["--data-dir", str(tmp_path), "--user", user]
-        if role:
-            argv += ["--role", role]
-        code = cli.main([*argv, *args])
-        captured = capsys.readouterr()
-        return Run(code, captured.out, captured.err)
-
-    return _run
+from tests.conftest import CatalogProduct, Cli, Run
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,12 @@
 """``standctl kpi`` on a real data folder (``standctl report``: tests/ui/test_report.py)."""
-# The ``run`` fixture comes from test_cli; the tests take it as a parameter.
-# ruff: noqa: F811
 
 from __future__ import annotations
 
 from decimal import Decimal
 
 from app.db import SessionFactory
-from tests.app.test_cli import Cli, onboard, run  # noqa: F401
-from tests.conftest import CatalogProduct
+from tests.app.test_cli import onboard
+from tests.conftest import CatalogProduct, Cli
 
 
 def test_kpi_for_a_stand_as_json(

@@ -4,8 +4,6 @@ The PDFs are checked the way a person would: rendered to an image with pypdfium2
 page, ink where the charts are) and read back as text (the scope, the period, the revenue
 written as ``standctl kpi`` writes it). No Qt is involved.
 """
-# The ``run`` fixture comes from test_cli; the tests take it as a parameter.
-# ruff: noqa: F811
 
 from __future__ import annotations
 
@@ -31,8 +29,8 @@ from app.kpi.model import SkuUnits, StockSeries
 from app.kpi.text import format_value
 from app.services import inventory, loyalty, onboarding, refills, sales
 from app.services.sales import SaleLine
-from tests.app.test_cli import Cli, onboard, run  # noqa: F401
-from tests.conftest import MANAGER, PARTNER, REP, CatalogProduct
+from tests.app.test_cli import onboard
+from tests.conftest import MANAGER, PARTNER, REP, CatalogProduct, Cli
 from ui.report import (
     AUTHOR,
     CSV_COLUMNS,

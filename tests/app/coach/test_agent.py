@@ -1,7 +1,5 @@
 """The coach agent end to end on the small program of test_insights: the run, keeping the
 stored insights current, the stand outlook, and what a person does with an insight."""
-# The ``world`` fixtures come from test_insights; the tests take them as parameters.
-# ruff: noqa: F811
 
 from __future__ import annotations
 
@@ -29,12 +27,9 @@ from app.models import ChangeLog, InsightStatus, LoyaltyTier, Severity, StandAII
 from app.reference import reference_id
 from app.services import inventory, loyalty, onboarding, sales
 from app.services.sales import SaleLine
-from tests.app.coach.test_insights import (  # noqa: F401
+from tests.app.coach.test_insights import (
     NOW,
     World,
-    at,
-    world,
-    world_template,
 )
 from tests.conftest import MANAGER, PARTNER, REP
 

@@ -1,14 +1,12 @@
 """``standctl coach`` on the small program of test_insights, in a real data folder."""
-# The ``run`` and ``world`` fixtures come from test_cli and test_insights.
-# ruff: noqa: F811
 
 from __future__ import annotations
 
 from decimal import Decimal
 
 from app.coach import insights as rules
-from tests.app.coach.test_insights import World, world, world_template  # noqa: F401
-from tests.app.test_cli import Cli, run  # noqa: F401
+from tests.app.coach.test_insights import World
+from tests.conftest import Cli
 
 AT = "2026-03-30T12:00+02:00"  # the world's "now"
 World_ = tuple[object, World]

@@ -19,12 +19,9 @@ fire:
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -36,7 +33,7 @@ from app.coach import insights as rules
 from app.coach.agent import run_coach
 from app.coach.data import load_coach_data
 from app.coach.insights import Insight, Thresholds, eb_shrink
-from app.db import SessionFactory, open_db
+from app.db import SessionFactory
 from app.models import LoyaltyTier, Product, Severity
 from app.reference import reference_id, seed_reference_data
 from app.services import inventory, loyalty, onboarding, refills, sales
@@ -183,34 +180,6 @@ def _stands_and_history(session: Session, w: World) -> World:
                     )
         day += timedelta(days=1)
     return w
-
-
-@pytest.fixture(scope="session")
-def world_template(
-    migrated_template: Path, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Path, World]:
-    """The world, built once per test session (about a thousand service calls)."""
-    path = tmp_path_factory.mktemp("coach_world") / "stand.db"
-    shutil.copyfile(migrated_template, path)
-    sm = open_db(f"sqlite:///{path}", migrate=False)
-    try:
-        with sm() as s:
-            w = build_world(s)
-    finally:
-        sm.kw["bind"].dispose()
-    return path, w
-
-
-@pytest.fixture
-def world(
-    world_template: tuple[Path, World], db_url: str
-) -> Iterator[tuple[SessionFactory, World]]:
-    """A fresh copy of the world for one test (at this test's ``db_url``)."""
-    path, w = world_template
-    shutil.copyfile(path, db_url.split("///", 1)[1])
-    sm = open_db(db_url, migrate=False)
-    yield sm, w
-    sm.kw["bind"].dispose()
 
 
 def _found(found: list[Insight], kind: str) -> list[Insight]:

@@ -40,6 +40,7 @@ bench: $(VENV)/.installed-dev
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/bench_stand_list.py --gc-freeze
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/bench_kpi.py --db build/bench-kpi-500x365.db
 	$(BIN)/python bench/bench_coach_m5.py
+	$(BIN)/python bench/bench_coach.py --db build/bench-coach-500x365.db
 
 ## screenshots: render every screen at 1280x800 and 1024x600 from a demo program (offscreen)
 SHOTS_DATA ?= build/screenshot-data

@@ -37,6 +37,7 @@ VIEWS = (
     "dashboard",
     "performance",
     "coach",
+    "expansion",
 )
 #: Screens that show one stand; a screenshot opens them on the most interesting one.
 STAND_VIEWS = ("stand", "sale", "count", "refill", "performance")

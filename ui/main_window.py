@@ -62,6 +62,7 @@ SCREENS = {
     "settings": ("ui.views.settings", "SettingsView"),
     "dashboard": ("ui.views.dashboard", "DashboardView"),
     "coach": ("ui.views.coach", "CoachView"),
+    "expansion": ("ui.views.expansion", "ExpansionView"),
     "stand": ("ui.views.stand_detail", "StandDetailView"),
     "sale": ("ui.views.sale", "SaleView"),
     "count": ("ui.views.count", "CountView"),
@@ -76,6 +77,7 @@ PARENT = {
     "count": "stands",
     "refill": "stands",
     "onboarding": "partners",
+    "expansion": "coach",
 }
 
 

@@ -832,6 +832,13 @@ class CoachView(QWidget):
         self.run_button.setMinimumHeight(TOUCH)
         self.run_button.setToolTip(a["run"].toolTip())
         self.run_button.clicked.connect(self.run_coach)
+        self.expansion_button = QPushButton(tr("Expansion sites…"))
+        self.expansion_button.setObjectName("expansion_sites")
+        self.expansion_button.setMinimumHeight(TOUCH)
+        self.expansion_button.setToolTip(
+            tr("Where a new stand would do well: candidate sites scored against our best stands")
+        )
+        self.expansion_button.clicked.connect(lambda: self.ctx.navigate.emit("expansion", None))
         self.progress = QProgressBar()
         self.progress.setObjectName("scan_progress")
         self.progress.setRange(0, 0)  # busy, without a known end
@@ -908,6 +915,7 @@ class CoachView(QWidget):
         top.addWidget(self.severity_filter)
         top.addWidget(self.search, 1)
         top.addWidget(self.run_button)
+        top.addWidget(self.expansion_button)
         status = QHBoxLayout()
         status.addWidget(self.count_label)
         status.addStretch(1)

@@ -53,7 +53,7 @@ screenshots: $(VENV)/.installed-run
 			--view $$view --size $$size \
 			--screenshot docs/screenshots/$$view-$$size.png || exit 1; \
 	done; done
-	for view in dashboard coach; do for size in 1280x800 1024x600; do \
+	for view in dashboard coach expansion; do for size in 1280x800 1024x600; do \
 		$(BIN)/stand-os --demo --data-dir $(SHOTS_DATA) --user mgr.max --role manager \
 			--view $$view --size $$size \
 			--screenshot docs/screenshots/$$view-$$size.png || exit 1; \

@@ -168,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
             from ui.coach_scan import coach_runs
 
             coach_runs(ctx).record(backend.call(run_coach))
+        if args.view == "expansion":  # partner leads scored, as "Score now" would
+            from app.coach.expansion import score_candidates
+
+            backend.call(score_candidates)
         if args.view == "performance":  # the stand screen, on its Performance tab
             window.go("stand", arg, remember=False)
             cast(Any, window.view("stand")).show_tab("performance")

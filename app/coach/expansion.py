@@ -956,6 +956,53 @@ def dedup_key(candidate_id: str) -> str:
     return f"expansion:{candidate_id}"
 
 
+@transactional
+def stored_scores(session: Session) -> dict[str, CandidateScore]:
+    """The latest score of every scored candidate, as stored with its insight (the
+    analogues and nearby stands included), so a screen shows them without scoring again."""
+    out: dict[str, CandidateScore] = {}
+    insights = session.scalars(
+        select(AIInsight).where(AIInsight.scope == SCOPE, AIInsight.kind == KIND)
+    )
+    for insight in insights:
+        e = json.loads(insight.evidence or "{}")
+        c = session.get(ExpansionCandidate, e.get("candidate_id", ""))
+        if c is None or "expected_per_day" not in e:
+            continue
+        expected, gross = e["expected_per_day"], e.get("gross_per_day", {})
+        cannibal = e.get("cannibalisation", {})
+        out[c.id] = CandidateScore(
+            candidate_id=c.id,
+            name=c.name,
+            location_type=c.location_type.value,
+            city=c.city,
+            latitude=c.latitude,
+            longitude=c.longitude,
+            score=int(e.get("score", 0)),
+            expected_low=Decimal(expected["low"]),
+            expected_mid=Decimal(expected["mid"]),
+            expected_high=Decimal(expected["high"]),
+            gross_low=Decimal(gross.get("low", expected["low"])),
+            gross_high=Decimal(gross.get("high", expected["high"])),
+            cannibalisation=float(cannibal.get("share", 0.0)),
+            revenue_percentile=float(e.get("revenue_percentile", 0.0)),
+            fit=float(e.get("fit", 0.0)),
+            analogues=tuple(
+                Analogue(**{**a, "revenue_per_day": Decimal(a["revenue_per_day"])})
+                for a in e.get("analogues", ())
+            ),
+            nearby=tuple(NearbyStand(**n) for n in cannibal.get("stands", ())),
+            features=dict(e.get("features", {})),
+            unused_attributes=tuple(e.get("unused_attributes", ())),
+            reference_stands=int(e.get("reference", {}).get("stands", 0)),
+            message=insight.message,
+            insight_id=insight.id,
+            insight_status=insight.status.value,
+            currency=str(e.get("currency", CURRENCY)),
+        )
+    return out
+
+
 # ------------------------------------------------------------------ scoring: data
 
 

@@ -182,6 +182,21 @@ def test_score_fills_the_expected_range(
     assert "Scored 1 site" in view.message.text()
 
 
+def test_a_new_screen_shows_the_stored_analogues(
+    qtbot: Any, ctx: Any, ui_backend: Any, two_stands: tuple[StandFixture, StandFixture]
+) -> None:
+    from app.coach.expansion import score_candidates
+
+    sell_history(ui_backend, two_stands)
+    add(ui_backend, "Kiosk Alexanderplatz")
+    ui_backend.call(score_candidates)  # scored elsewhere (the CLI, another session)
+    view = make_view(qtbot, ctx)
+    assert int(cell(view, 0, "analogues")) >= 1
+    analogues = view.pane.analogues.text()
+    assert "Press Score now" not in analogues
+    assert "Kiosk am Markt" in analogues or "Café Central" in analogues
+
+
 def test_score_without_history_says_why(qtbot: Any, ctx: Any, ui_backend: Any) -> None:
     add(ui_backend, "Kiosk Alexanderplatz")
     view = make_view(qtbot, ctx)

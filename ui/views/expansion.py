@@ -113,9 +113,14 @@ def _expansion() -> ModuleType:
     return expansion
 
 
-def load_candidates(session: Session, status: str) -> list[CandidateRow]:
-    rows: list[CandidateRow] = _expansion().list_candidates(session, status=status)
-    return rows
+def load_candidates(
+    session: Session, status: str
+) -> tuple[list[CandidateRow], dict[str, CandidateScore]]:
+    """The sites, and their stored scores with the analogues behind them."""
+    ex = _expansion()
+    rows: list[CandidateRow] = ex.list_candidates(session, status=status)
+    scores: dict[str, CandidateScore] = ex.stored_scores(session)
+    return rows, scores
 
 
 def add_site(
@@ -721,7 +726,9 @@ class ExpansionView(QWidget):
         self._loading = False
         self.message.setText(tr("Could not load the sites: {error}").format(error=exc))
 
-    def _loaded(self, rows: list[CandidateRow]) -> None:
+    def _loaded(self, result: tuple[list[CandidateRow], dict[str, CandidateScore]]) -> None:
+        rows, stored = result
+        self.scores = {**self.scores, **stored}
         self._loading = False
         current = self.selected()
         keep = self._want_id or (current.id if current else None)

@@ -476,6 +476,32 @@ def test_a_kiosk_near_the_best_kiosks_is_expected_to_earn_like_them(
     )
 
 
+def test_stored_scores_give_back_what_scoring_found(
+    factory: SessionFactory, session: Session, program: dict[str, str]
+) -> None:
+    add(session, kiosk("Rosenthaler Platz", 52.5299, 13.4015))
+    add(session, kiosk("Markt Ecke", 52.5205, 13.4005))  # 100 m from a stand: nearby stands
+    scored = {s.candidate_id: s for s in expansion.score_candidates(session, now=NOW)}
+    with factory() as s, s.begin():
+        stored = expansion.stored_scores(s)
+    assert set(stored) == set(scored)
+    for cid, fresh in scored.items():
+        back = stored[cid]
+        assert back.analogues == fresh.analogues
+        assert back.nearby == fresh.nearby
+        assert (back.expected_low, back.expected_mid, back.expected_high) == (
+            fresh.expected_low,
+            fresh.expected_mid,
+            fresh.expected_high,
+        )
+        assert (back.score, back.cannibalisation, back.message) == (
+            fresh.score,
+            fresh.cannibalisation,
+            fresh.message,
+        )
+    assert any(s.nearby for s in stored.values())
+
+
 def test_a_pharmacy_is_compared_with_the_best_pharmacies(
     session: Session, program: dict[str, str]
 ) -> None:

@@ -91,6 +91,7 @@ class MainWindow(QMainWindow):
         self.views: dict[str, QWidget] = {}
         self.current: str | None = None
         self.history: list[tuple[str, object]] = []
+        self._rail_item: str | None = None
 
         self.rail_buttons = QButtonGroup(self)
         self.rail_buttons.setExclusive(True)
@@ -189,6 +190,9 @@ class MainWindow(QMainWindow):
 
     def go(self, name: str, arg: object = None, *, remember: bool = True) -> bool:
         """Show a screen; ``arg`` is handed to its ``open()`` (a stand id, say)."""
+        # A screen reached from another one (a refill requested from the Coach) belongs to
+        # the rail item the user came from, else to its usual parent.
+        origin = self._rail_item
         if self.current is not None:
             leaving = self.views.get(self.current)
             can_leave = getattr(leaving, "can_leave", None)
@@ -210,8 +214,10 @@ class MainWindow(QMainWindow):
         self.page_title.setText(tr(getattr(widget, "title", name.capitalize())))
         self._fill_screen_menu(widget)
         self.back_button.setVisible(name in PARENT and bool(self.history))
-        self._check_rail(PARENT.get(name, name))
-        QSettings().setValue("main/view", PARENT.get(name, name))
+        rail = name if name not in PARENT else (origin if remember and origin else PARENT[name])
+        self._rail_item = rail
+        self._check_rail(rail)
+        QSettings().setValue("main/view", rail)
         return True
 
     def back(self) -> None:

@@ -223,3 +223,19 @@ def test_a_full_visit_count_sale_refill(qtbot, window, ui_backend, two_stands, c
 
 def inventory_is_consistent(backend) -> bool:
     return backend.read(inventory.verify_on_hand) == []
+
+
+def test_a_screen_reached_from_another_keeps_its_rail_item(qtbot, window, two_stands) -> None:
+    """A refill requested from the Coach stays under Coach; from the stand list, Stands."""
+    window.go("coach")
+    _settle(qtbot, window)
+    window.ctx.navigate.emit("refill", two_stands[0].stand_id)
+    _settle(qtbot, window)
+    checked = [b.objectName() for b in window.rail_buttons.buttons() if b.isChecked()]
+    assert checked == ["rail_coach"]
+    window.go("stands")
+    _settle(qtbot, window)
+    window.ctx.navigate.emit("refill", two_stands[0].stand_id)
+    _settle(qtbot, window)
+    checked = [b.objectName() for b in window.rail_buttons.buttons() if b.isChecked()]
+    assert checked == ["rail_stands"]

@@ -757,10 +757,12 @@ def list_insights(
     severity: str | Iterable[str] | None = None,
     status: str | Iterable[str] | None = OPEN_STATUSES,
     stand_id: str | None = None,
+    rep: str | None = None,
     limit: int | None = None,
 ) -> list[InsightView]:
     """Stored insights, critical first, then the most recently updated. ``status=None``
-    lists every status; by default the open ones (new and acknowledged)."""
+    lists every status; by default the open ones (new and acknowledged). ``rep`` keeps
+    the stands assigned to that rep."""
     kinds = _kinds(kind)
     severities = _as_tuple(severity, Severity, "severity", "severity")
     statuses = _as_tuple(status, InsightStatus, "status", "status")
@@ -774,6 +776,8 @@ def list_insights(
         q = q.where(ins.status.in_(statuses))
     if stand_id is not None:
         q = q.where(ins.stand_id == stand_id)
+    if rep is not None:
+        q = q.where(StandLocation.assigned_rep == rep)
     q = q.order_by(_SEVERITY_ORDER, ins.updated_at.desc(), StandLocation.name, ins.kind, ins.id)
     if limit is not None:
         q = q.limit(limit)

@@ -14,6 +14,7 @@ from app.coach import insights as kinds
 from app.coach.agent import get_insight, list_insights, mark_insight_done
 from app.models import InsightStatus, Role, Severity
 from app.services import inventory, loyalty, onboarding, refills, sales
+from app.services.base import transactional
 from app.services.sales import SaleLine
 from tests.conftest import REP
 from tests.ui.conftest import wait_idle
@@ -415,3 +416,27 @@ def test_the_screen_knows_every_kind_of_the_coach() -> None:
     for name in ("STOCKOUT_RISK", "SLOW_MOVER", "COUNT_OVERDUE", "TIER_WITHIN_REACH"):
         assert getattr(coach, name) == getattr(kinds, name)
     assert coach.OPEN_STATUSES == agent.OPEN_STATUSES
+
+
+def test_a_rep_sees_their_own_stands_first(qtbot, ctx, ctx_as, program, ui_backend) -> None:
+    from sqlalchemy import update
+
+    from app.models import StandLocation
+
+    view = _coach(qtbot, ctx)  # a manager: every stand
+    assert not view.whose.isVisible()
+    everyone = len(view.rows)
+    assert everyone > 0
+
+    def reassign(session) -> None:
+        session.execute(update(StandLocation).values(assigned_rep="rep.ben"))
+
+    ui_backend.call(transactional(reassign))
+    rep = ctx_as(Role.REP, "rep.anna")
+    mine = _coach(qtbot, rep, run=False)
+    assert mine.whose.isVisible()
+    assert mine.whose.currentText() == "My stands"
+    assert mine.rows == []  # every stand now belongs to rep.ben
+    mine.whose.setCurrentIndex(mine.whose.findText("All stands"))
+    wait_idle(qtbot, rep)
+    assert len(mine.rows) == everyone

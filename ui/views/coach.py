@@ -66,7 +66,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.errors import DomainError
-from app.models import InsightStatus, Severity
+from app.models import InsightStatus, Role, Severity
 from app.services import refill_views
 from app.services.base import STAFF
 from app.services.refill_views import RefillListRow
@@ -800,6 +800,17 @@ class CoachView(QWidget):
         self.severity_filter.setToolTip(tr("Show insights of this severity"))
         self.severity_filter.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self._fill_filters()
+        # A rep sees the stands assigned to them first; the whole program is one choice away.
+        self.whose = QComboBox()
+        self.whose.setObjectName("whose_filter")
+        self.whose.setMinimumHeight(TOUCH)
+        self.whose.setAccessibleName(tr("Stands"))
+        self.whose.addItem(tr("My stands"), ctx.actor.user)
+        self.whose.addItem(tr("All stands"), None)
+        self.whose.setVisible(ctx.actor.role == Role.REP)
+        if ctx.actor.role != Role.REP:
+            self.whose.setCurrentIndex(1)
+        self.whose.currentIndexChanged.connect(lambda _i: self.refresh())
         self.search = QLineEdit()
         self.search.setObjectName("search")
         self.search.setMinimumHeight(TOUCH)
@@ -911,6 +922,7 @@ class CoachView(QWidget):
 
         # ---- layout
         top = QHBoxLayout()
+        top.addWidget(self.whose)
         top.addWidget(self.kind_filter)
         top.addWidget(self.severity_filter)
         top.addWidget(self.search, 1)
@@ -969,7 +981,12 @@ class CoachView(QWidget):
     def refresh(self) -> None:
         self._stale = False
         self._list_loading = True
-        self._latest(coach.list_insights, on_done=self._loaded_rows, on_error=self._load_failed)
+        self._latest(
+            coach.list_insights,
+            rep=self.whose.currentData(),
+            on_done=self._loaded_rows,
+            on_error=self._load_failed,
+        )
 
     def open(self, arg: object = None) -> None:
         """Show the list; with an insight id, select that insight (clearing the filters)."""

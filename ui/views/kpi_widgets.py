@@ -70,6 +70,10 @@ def period_text(period: Period, locale: ChartLocale) -> str:
     return f"{start} – {end} {period.end.year}"
 
 
+def _day(value: QDate) -> date:
+    return date(value.year(), value.month(), value.day())
+
+
 class CustomPeriodDialog(QDialog):
     """Pick the first and last day of a period."""
 
@@ -102,10 +106,7 @@ class CustomPeriodDialog(QDialog):
 
     def _accept(self) -> None:
         try:
-            self.result_period = Period(
-                self.start.date().toPython(),  # type: ignore[arg-type]
-                self.end.date().toPython(),  # type: ignore[arg-type]
-            )
+            self.result_period = Period(_day(self.start.date()), _day(self.end.date()))
         except ValidationError as exc:
             self.error.setText(exc.message)
             self.error.show()

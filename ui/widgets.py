@@ -18,7 +18,9 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QScroller,
     QSizePolicy,
+    QSplitter,
     QToolButton,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -177,3 +179,27 @@ def with_shortcut(text: str, action: QAction) -> str:
 def plural(n: int, one: str, many: str) -> str:
     """``one`` or ``many`` (translated), with ``{n}`` filled in: "1 item", "3 items"."""
     return (tr(one) if n == 1 else tr(many)).format(n=n)
+
+
+def list_and_detail(
+    list_view: QWidget,
+    list_empty: QWidget,
+    detail: QWidget,
+    detail_empty: QWidget,
+    sizes: tuple[int, int],
+) -> QSplitter:
+    """A list beside its detail panel, each with the empty state shown in its place (the
+    caller shows one of each pair); the list takes most of the width."""
+    splitter = QSplitter(Qt.Orientation.Horizontal)
+    splitter.setChildrenCollapsible(False)
+    for shown, empty in ((list_view, list_empty), (detail, detail_empty)):
+        side = QWidget()
+        layout = QVBoxLayout(side)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(shown, 1)
+        layout.addWidget(empty, 1)
+        splitter.addWidget(side)
+    splitter.setStretchFactor(0, 3)
+    splitter.setStretchFactor(1, 2)
+    splitter.setSizes(list(sizes))
+    return splitter

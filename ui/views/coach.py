@@ -58,7 +58,6 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
-    QSplitter,
     QTableView,
     QToolButton,
     QVBoxLayout,
@@ -80,6 +79,7 @@ from ui.widgets import (
     EmptyState,
     FieldError,
     kinetic,
+    list_and_detail,
     local_time,
     money,
     plural,
@@ -933,24 +933,9 @@ class CoachView(QWidget):
         status.addStretch(1)
         status.addWidget(self.progress)
         status.addWidget(self.run_label)
-        list_side = QWidget()
-        list_layout = QVBoxLayout(list_side)
-        list_layout.setContentsMargins(0, 0, 0, 0)
-        list_layout.addWidget(self.table, 1)
-        list_layout.addWidget(self.list_empty, 1)
-        detail_side = QWidget()
-        detail_layout = QVBoxLayout(detail_side)
-        detail_layout.setContentsMargins(0, 0, 0, 0)
-        detail_layout.addWidget(self.pane_scroll, 1)
-        detail_layout.addWidget(self.detail_empty, 1)
-        self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.setChildrenCollapsible(False)
-        self.splitter.addWidget(list_side)
-        self.splitter.addWidget(detail_side)
-        self.splitter.setStretchFactor(0, 3)
-        self.splitter.setStretchFactor(1, 2)
-        # The list gets the most room; the panel about 400 px on a laptop screen.
-        self.splitter.setSizes([660, 360])
+        self.splitter = list_and_detail(
+            self.table, self.list_empty, self.pane_scroll, self.detail_empty, (660, 360)
+        )
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addLayout(status)

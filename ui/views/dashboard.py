@@ -12,17 +12,14 @@ import time
 from typing import Any
 
 from PySide6.QtCore import QStringListModel, Qt
-from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
     QCompleter,
     QHBoxLayout,
     QLabel,
-    QMenu,
     QScrollArea,
     QSplitter,
     QTabWidget,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -97,22 +94,7 @@ class DashboardView(KpiExports, QWidget):
         self.period = PeriodPicker()
         self.period.changed.connect(lambda _p: self.reload())
 
-        self.export_button = QToolButton()
-        self.export_button.setText(tr("Export"))
-        self.export_button.setMinimumHeight(TOUCH)
-        self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        menu = QMenu(self.export_button)
-        self.csv_action = QAction(tr("KPI table as CSV…"), menu)
-        self.csv_action.triggered.connect(self.export_csv_dialog)
-        self.pdf_action = QAction(tr("Report as PDF…"), menu)
-        self.pdf_action.setShortcut(QKeySequence("Ctrl+P"))
-        self.pdf_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-        self.pdf_action.triggered.connect(self.export_pdf_dialog)
-        menu.addAction(self.csv_action)
-        menu.addAction(self.pdf_action)
-        self.addAction(self.pdf_action)
-        self.export_button.setMenu(menu)
-        self.export_button.setEnabled(False)
+        self._build_export_button()
 
         self.status_label = QLabel()
         self.status_label.setStyleSheet("color: palette(mid);")

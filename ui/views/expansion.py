@@ -48,7 +48,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSizePolicy,
-    QSplitter,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -60,7 +59,15 @@ from app.services.base import MANAGERS, STAFF, Actor
 from ui.context import Changed, LatestRead, UiContext
 from ui.i18n import tr
 from ui.views.refill_dialogs import RefillDialog
-from ui.widgets import TOUCH, EmptyState, FieldError, kinetic, plural, with_shortcut
+from ui.widgets import (
+    TOUCH,
+    EmptyState,
+    FieldError,
+    kinetic,
+    list_and_detail,
+    plural,
+    with_shortcut,
+)
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -670,23 +677,9 @@ class ExpansionView(QWidget):
         status.addWidget(self.count_label)
         status.addStretch(1)
         status.addWidget(self.progress)
-        list_side = QWidget()
-        list_layout = QVBoxLayout(list_side)
-        list_layout.setContentsMargins(0, 0, 0, 0)
-        list_layout.addWidget(self.table, 1)
-        list_layout.addWidget(self.list_empty, 1)
-        detail_side = QWidget()
-        detail_layout = QVBoxLayout(detail_side)
-        detail_layout.setContentsMargins(0, 0, 0, 0)
-        detail_layout.addWidget(self.pane_scroll, 1)
-        detail_layout.addWidget(self.detail_empty, 1)
-        self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.setChildrenCollapsible(False)
-        self.splitter.addWidget(list_side)
-        self.splitter.addWidget(detail_side)
-        self.splitter.setStretchFactor(0, 3)
-        self.splitter.setStretchFactor(1, 2)
-        self.splitter.setSizes([640, 380])
+        self.splitter = list_and_detail(
+            self.table, self.list_empty, self.pane_scroll, self.detail_empty, (640, 380)
+        )
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addLayout(status)

@@ -16,7 +16,7 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QAction, QColor, QKeySequence, QPalette
 from PySide6.QtWidgets import (
     QApplication,
     QButtonGroup,
@@ -30,9 +30,11 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMenu,
     QPushButton,
     QSizePolicy,
     QTableView,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -404,6 +406,28 @@ class KpiExports:
     status_label: QLabel
     pdf_title = "Save report"
     pdf_renderer = "render_program_report"
+    pdf_action_text = "Report as PDF…"
+
+    def _build_export_button(self) -> None:
+        """The Export button: the KPI table as CSV, the report as PDF (Ctrl+P); disabled
+        until there are figures."""
+        self.export_button = QToolButton()
+        self.export_button.setText(tr("Export"))
+        self.export_button.setMinimumHeight(TOUCH)
+        self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.export_button)
+        self.csv_action = QAction(tr("KPI table as CSV…"), menu)
+        self.csv_action.triggered.connect(self.export_csv_dialog)
+        self.pdf_action = QAction(tr(self.pdf_action_text), menu)
+        self.pdf_action.setShortcut(QKeySequence("Ctrl+P"))
+        self.pdf_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.pdf_action.triggered.connect(self.export_pdf_dialog)
+        menu.addAction(self.csv_action)
+        menu.addAction(self.pdf_action)
+        if isinstance(self, QWidget):
+            self.addAction(self.pdf_action)
+        self.export_button.setMenu(menu)
+        self.export_button.setEnabled(False)
 
     def render_pdf(self, path: Path) -> Path:
         import ui.report  # matplotlib: loaded when a report is first written

@@ -11,15 +11,12 @@ import time
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
-    QMenu,
     QScrollArea,
     QSplitter,
     QTabWidget,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -29,7 +26,6 @@ from ui.charts.widget import RevenueChart, SkuUnitsChart, StockChart
 from ui.context import Changed, LatestRead, UiContext
 from ui.i18n import tr
 from ui.views.kpi_widgets import KpiExports, KpiTableModel, KpiTiles, PeriodPicker, kpi_table
-from ui.widgets import TOUCH
 
 TILES = (
     "revenue",
@@ -47,6 +43,7 @@ KINDS = ("sales", "inventory", "refills", "stands", "loyalty")
 class PerformancePanel(KpiExports, QWidget):
     pdf_title = "Save stand report"
     pdf_renderer = "render_stand_report"
+    pdf_action_text = "Stand report as PDF…"
 
     def __init__(self, ctx: UiContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -62,22 +59,7 @@ class PerformancePanel(KpiExports, QWidget):
         self.period.changed.connect(lambda _p: self.reload())
         self.status_label = QLabel()
         self.status_label.setStyleSheet("color: palette(mid);")
-        self.export_button = QToolButton()
-        self.export_button.setText(tr("Export"))
-        self.export_button.setMinimumHeight(TOUCH)
-        self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        menu = QMenu(self.export_button)
-        self.csv_action = QAction(tr("KPI table as CSV…"), menu)
-        self.csv_action.triggered.connect(self.export_csv_dialog)
-        self.pdf_action = QAction(tr("Stand report as PDF…"), menu)
-        self.pdf_action.setShortcut(QKeySequence("Ctrl+P"))
-        self.pdf_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-        self.pdf_action.triggered.connect(self.export_pdf_dialog)
-        menu.addAction(self.csv_action)
-        menu.addAction(self.pdf_action)
-        self.addAction(self.pdf_action)
-        self.export_button.setMenu(menu)
-        self.export_button.setEnabled(False)
+        self._build_export_button()
 
         top = QHBoxLayout()
         top.addWidget(self.period, 1)

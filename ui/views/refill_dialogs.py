@@ -21,7 +21,6 @@ what the user typed stays.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
@@ -61,6 +60,9 @@ from app.ids import new_id
 from app.models import RefillAction, StandStatus
 from app.services import refill_views, refills
 from app.services.refill_views import DiscrepancyView, RefillDetail, RefillForm, RefillFormLine
+
+# stand_outlook: the coach's, imported on the worker thread that runs it.
+from ui.coach_scan import stand_outlook
 from ui.context import Changed, UiContext
 from ui.i18n import tr
 from ui.widgets import TOUCH, EmptyState, FieldError, Stepper, local_time, money, show_error
@@ -90,26 +92,6 @@ def check_quantity(stepper: Stepper, *, maximum: int = MAX_QTY) -> tuple[int | N
 def kinetic(view: QAbstractScrollArea) -> None:
     """Flick to scroll with a finger (a mouse still selects and drags as usual)."""
     QScroller.grabGesture(view.viewport(), QScroller.ScrollerGestureType.TouchGesture)
-
-
-class CoachCall:
-    """A function of the coach (:mod:`app.coach.agent`), imported the first time it runs:
-    on the worker thread that runs it, so numpy, which the coach brings, never loads on the
-    GUI thread (the Today screen imports this module at start-up). Pass it to
-    :meth:`UiContext.read` or :meth:`UiContext.write` like the function itself."""
-
-    MODULE = "app.coach.agent"
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.__name__ = name
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return getattr(importlib.import_module(self.MODULE), self.name)(*args, **kwargs)
-
-
-#: What the screens ask of the coach.
-stand_outlook = CoachCall("stand_outlook")
 
 
 #: The forecast methods (:mod:`app.coach.forecast`) as a rep or manager reads them.

@@ -63,6 +63,7 @@ from app.models.enums import StandStatus
 from app.services import queries, stand_views
 from app.services.queries import InventoryRow, StandDetail
 from app.services.stand_views import LoyaltyOverview, OrderView, SnapshotView
+from ui.coach_scan import stand_outlook
 from ui.context import Changed, UiContext
 from ui.i18n import tr
 from ui.stand_list_model import humanize, tint, tone
@@ -70,7 +71,6 @@ from ui.views.refill_dialogs import (
     coach_basis,
     has_forecast,
     no_refill_text,
-    stand_outlook,
     visit_text,
 )
 from ui.widgets import TOUCH, EmptyState, local_time, money

@@ -51,11 +51,9 @@ import cProfile
 import dataclasses
 import functools
 import io
-import itertools
 import os
 import platform
 import pstats
-import random
 import shlex
 import sqlite3
 import statistics
@@ -66,16 +64,19 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from datetime import time as dtime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import sqlalchemy
 from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.orm import Session
+from timing import end_of as _end_of
+from timing import evict as _evict
+from timing import ms as _ms
+from timing import sample as _sample
+from timing import timed as _timed
 
 import app.coach.agent as agent
 from app.backend import Backend
@@ -126,41 +127,6 @@ class Row:
     @property
     def worst(self) -> float:
         return max(self.times)
-
-
-def _ms(seconds: float) -> float:
-    return seconds * 1000
-
-
-def _evict(path: Path) -> None:
-    """Drop the database's pages from the OS page cache (the next read comes from disk).
-    Only this file's clean pages are affected; nothing is written."""
-    for p in (path, Path(f"{path}-wal")):
-        if not p.exists():
-            continue
-        fd = os.open(p, os.O_RDONLY)
-        try:
-            os.fsync(fd)  # dirty pages (a fresh copy) cannot be dropped
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
-
-
-def _timed(
-    fn: Callable[[], object], repeat: int, evict: Callable[[], None] | None
-) -> tuple[float, list[float]]:
-    """(first run ms, [timed runs ms]); the first runs after ``evict``."""
-    if evict is not None:
-        evict()
-    t0 = time.perf_counter()
-    fn()
-    first = _ms(time.perf_counter() - t0)
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(_ms(time.perf_counter() - t0))
-    return first, times
 
 
 # ------------------------------------------------------------------ the program
@@ -229,20 +195,6 @@ def _build(path: Path, stands: int, days: int, sku_slots: int | None) -> tuple[f
     summary = generate_demo(factory, stands=stands, days=days, seed=7)
     factory.kw["bind"].dispose()
     return time.perf_counter() - t0, summary.last_day
-
-
-def _end_of(day: date) -> datetime:
-    """The last second of ``day`` in the program's time zone, as UTC."""
-    zone = ZoneInfo(PROGRAM_TIMEZONE)
-    return datetime.combine(day, dtime(23, 59, 59), zone).astimezone(UTC)
-
-
-def _sample(ids: Sequence[str], count: int, seed: int) -> list[str]:
-    """``count`` stands spread over the list: one at random from each equal slice."""
-    rng = random.Random(seed)
-    count = min(count, len(ids))
-    edges = [round(i * len(ids) / count) for i in range(count + 1)]
-    return [ids[rng.randrange(a, b)] for a, b in itertools.pairwise(edges)]
 
 
 @transactional

@@ -60,6 +60,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import m5_data
 import numpy as np
 import pandas as pd
 import scipy
@@ -78,9 +79,6 @@ from statsforecast.models import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # app, when run as bench/bench_coach_m5.py
-sys.path.insert(0, str(ROOT / "bench"))  # m5_data
-import m5_data  # noqa: E402
 
 CA = ("CA_1", "CA_2", "CA_3", "CA_4")
 COACH = "coach (forecast_batch)"

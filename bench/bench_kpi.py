@@ -37,11 +37,9 @@ import cProfile
 import functools
 import gc
 import io
-import itertools
 import os
 import platform
 import pstats
-import random
 import shlex
 import statistics
 import subprocess
@@ -50,11 +48,9 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from datetime import time as dtime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 # The platform is read when Qt starts; offscreen unless told otherwise (an empty value, as
 # the Makefile exports when there is a display, counts as not told).
@@ -62,11 +58,18 @@ os.environ["QT_QPA_PLATFORM"] = os.environ.get("QT_QPA_PLATFORM") or "offscreen"
 
 import matplotlib
 import PySide6
-from PySide6.QtCore import QEventLoop, Qt, QTimer, qInstallMessageHandler
+from PySide6.QtCore import QEventLoop, Qt, qInstallMessageHandler
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QMainWindow, QTabWidget, QWidget
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from stopwatch import Stopwatch
+from stopwatch import window_size as _size
+from timing import end_of as _end_of
+from timing import evict as _evict
+from timing import ms as _ms
+from timing import sample as _sample
+from timing import timed as _timed
 
 import app.kpi.engine as kpi_engine
 import ui.views.kpi_widgets as kpi_widgets
@@ -103,42 +106,6 @@ PROGRAM_TARGET_MS = 1500
 # ------------------------------------------------------------------ timing
 
 
-class Stopwatch:
-    """Waits for a condition in a real event loop, timing it and the longest GUI stall."""
-
-    def __init__(self) -> None:
-        self.loop = QEventLoop()
-        self.ticker = QTimer()
-        self.ticker.setInterval(1)
-        self.ticker.timeout.connect(self._tick)
-        self._check: Callable[[], bool] = lambda: True
-        self._last = 0.0
-        self.longest_gap = 0.0
-
-    def _tick(self) -> None:
-        now = time.perf_counter()
-        self.longest_gap = max(self.longest_gap, now - self._last)
-        self._last = now
-        if self._check():
-            self.loop.quit()
-
-    def measure(self, start: Callable[[], object], done: Callable[[], bool]) -> tuple[float, float]:
-        """Run ``start`` then wait until ``done``; returns (seconds, longest stall seconds)."""
-        self._check = done
-        self.longest_gap = 0.0
-        t0 = time.perf_counter()
-        self._last = t0
-        start()
-        # ``start`` itself runs on the GUI thread: its own time counts as a stall.
-        self.longest_gap = time.perf_counter() - t0
-        self._last = time.perf_counter()
-        self.ticker.start()
-        if not done():
-            self.loop.exec()
-        self.ticker.stop()
-        return time.perf_counter() - t0, self.longest_gap
-
-
 @dataclass
 class Row:
     """One line of a table: the warm-up, the timed runs (ms) and what else to say."""
@@ -163,41 +130,6 @@ class Row:
             return ""
         met = "met" if self.median <= self.target else "MISSED"
         return f"target {self.target:,.0f} ms {met}"
-
-
-def _ms(seconds: float) -> float:
-    return seconds * 1000
-
-
-def _evict(path: Path) -> None:
-    """Drop the database's pages from the OS page cache (the next read comes from disk).
-    Only this file's clean pages are affected; nothing is written."""
-    for p in (path, Path(f"{path}-wal")):
-        if not p.exists():
-            continue
-        fd = os.open(p, os.O_RDONLY)
-        try:
-            os.fsync(fd)  # dirty pages (a fresh copy) cannot be dropped
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
-
-
-def _timed(
-    fn: Callable[[], object], repeat: int, evict: Callable[[], None] | None
-) -> tuple[float, list[float]]:
-    """(first run ms, [timed runs ms]); the first runs after ``evict``."""
-    if evict is not None:
-        evict()
-    t0 = time.perf_counter()
-    fn()
-    first = _ms(time.perf_counter() - t0)
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(_ms(time.perf_counter() - t0))
-    return first, times
 
 
 # ------------------------------------------------------------------ the program
@@ -254,20 +186,6 @@ def _build(path: Path, stands: int, days: int) -> tuple[float, date]:
     summary = generate_demo(factory, stands=stands, days=days, seed=7)
     factory.kw["bind"].dispose()
     return time.perf_counter() - t0, summary.last_day
-
-
-def _end_of(day: date) -> datetime:
-    """The last second of ``day`` in the program's time zone, as UTC."""
-    zone = ZoneInfo(PROGRAM_TIMEZONE)
-    return datetime.combine(day, dtime(23, 59, 59), zone).astimezone(UTC)
-
-
-def _sample(ids: Sequence[str], count: int, seed: int) -> list[str]:
-    """``count`` stands spread over the list: one at random from each equal slice."""
-    rng = random.Random(seed)
-    count = min(count, len(ids))
-    edges = [round(i * len(ids) / count) for i in range(count + 1)]
-    return [ids[rng.randrange(a, b)] for a, b in itertools.pairwise(edges)]
 
 
 # ------------------------------------------------------------------ KPI computation
@@ -832,11 +750,6 @@ def run(args: argparse.Namespace) -> int:
     tmp.cleanup()
     print(f"wall time   {time.perf_counter() - wall0:.1f} s")
     return 0
-
-
-def _size(text: str) -> tuple[int, int]:
-    w, h = (int(v) for v in text.lower().split("x"))
-    return w, h
 
 
 def main(argv: list[str] | None = None) -> int:

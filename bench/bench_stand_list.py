@@ -32,9 +32,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QEventLoop, QPoint, Qt, QTimer, qInstallMessageHandler
+from PySide6.QtCore import QEventLoop, QPoint, Qt, qInstallMessageHandler
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QMainWindow
+from stopwatch import Stopwatch
+from stopwatch import window_size as _size
 
 from app.backend import Backend
 from app.db import open_db
@@ -50,42 +52,6 @@ from ui.views.stands import SEARCH_DELAY_MS, StandsView
 # returns nothing; a long run would free None and abort. Holding extra references keeps it
 # alive for the length of the benchmark.
 _NONE_BALLAST = [None] * 2_000_000
-
-
-class Stopwatch:
-    """Waits for a condition in a real event loop, timing it and the longest GUI stall."""
-
-    def __init__(self) -> None:
-        self.loop = QEventLoop()
-        self.ticker = QTimer()
-        self.ticker.setInterval(1)
-        self.ticker.timeout.connect(self._tick)
-        self._check: Callable[[], bool] = lambda: True
-        self._last = 0.0
-        self.longest_gap = 0.0
-
-    def _tick(self) -> None:
-        now = time.perf_counter()
-        self.longest_gap = max(self.longest_gap, now - self._last)
-        self._last = now
-        if self._check():
-            self.loop.quit()
-
-    def measure(self, start: Callable[[], object], done: Callable[[], bool]) -> tuple[float, float]:
-        """Run ``start`` then wait until ``done``; returns (seconds, longest stall seconds)."""
-        self._check = done
-        self.longest_gap = 0.0
-        t0 = time.perf_counter()
-        self._last = t0
-        start()
-        # ``start`` itself runs on the GUI thread: its own time counts as a stall.
-        self.longest_gap = time.perf_counter() - t0
-        self._last = time.perf_counter()
-        self.ticker.start()
-        if not done():
-            self.loop.exec()
-        self.ticker.stop()
-        return time.perf_counter() - t0, self.longest_gap
 
 
 def _visible_loaded(view: StandsView) -> bool:
@@ -243,11 +209,6 @@ def run(args: argparse.Namespace) -> int:
     if tmp is not None:
         tmp.cleanup()
     return 0
-
-
-def _size(text: str) -> tuple[int, int]:
-    w, h = (int(v) for v in text.lower().split("x"))
-    return w, h
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -282,7 +282,7 @@ def test_coach_opens_expansion_sites(qtbot: Any, ctx: Any, ui_backend: Any) -> N
     window.go("coach")
     wait_idle(qtbot, ctx)
     coach = window.view("coach")
-    qtbot.mouseClick(coach.expansion_button, Qt.MouseButton.LeftButton)  # type: ignore[attr-defined]
+    qtbot.mouseClick(coach.expansion_button, Qt.MouseButton.LeftButton)
     wait_idle(qtbot, ctx)
     assert window.current == "expansion"
     assert window.page_title.text() == "Expansion sites"

@@ -45,7 +45,7 @@ def _series() -> np.ndarray:
 
 
 def _reference(model: object, y: np.ndarray, h: int = 3) -> np.ndarray:
-    return np.array([model.forecast(y=row, h=h)["mean"] for row in y])  # type: ignore[attr-defined]
+    return np.array([model.forecast(y=row, h=h)["mean"] for row in y])
 
 
 # ------------------------------------------------------------------ against statsforecast
@@ -173,7 +173,7 @@ def test_diffuse_start_averages_the_first_observations() -> None:
         "adida-fixed",
     ],
 )
-def test_missing_periods_are_skipped(method) -> None:  # type: ignore[no-untyped-def]
+def test_missing_periods_are_skipped(method) -> None:
     """A series with NaN periods forecasts what the series without them forecasts."""
     full = _series()[4:10]
     gaps = full.copy()

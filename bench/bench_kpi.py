@@ -480,7 +480,7 @@ def _gui_rows(
         original_got(result)
         got_done.append(time.perf_counter())
 
-    view._got = got  # type: ignore[method-assign, assignment]  # the view passes self._got per read
+    view._got = got  # the view passes self._got per read
     since = draws.mark()
     view.refresh()  # the scopes, then the default 28 days
     watch.measure(lambda: None, lambda: not view.loading and draws.done(charts, since))
@@ -704,8 +704,8 @@ def run(args: argparse.Namespace) -> int:
     kpis, data, perf = _kpi_rows(backend, prog, sample, last_day, now, args.repeat, evict)
 
     # The period buttons count back from "today": make today the demo's last day.
-    kpi_widgets.utcnow = lambda: now  # type: ignore[attr-defined]
-    kpi_engine.utcnow = lambda: now  # type: ignore[attr-defined]
+    kpi_widgets.utcnow = lambda: now
+    kpi_engine.utcnow = lambda: now
     ctx = UiContext(backend, TaskRunner(), Actor("mgr.max", Role.MANAGER))
     gui, dash_charts, stand_charts = _gui_rows(ctx, data, perf, args.size, args.repeat, evict)
     reports = _report_rows(data, perf, args.repeat, Path(tmp.name))

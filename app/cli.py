@@ -42,6 +42,8 @@ from sqlalchemy.orm import Session
 from app import kpi
 from app.backend import Backend
 from app.cli_expansion import add_commands as add_expansion_commands
+from app.cli_server import add_commands as add_server_commands
+from app.cli_users import add_commands as add_user_commands
 from app.clock import utcnow
 from app.db import SessionFactory, current_revision, head_revision, open_db
 from app.errors import DomainError
@@ -2503,6 +2505,8 @@ def build_parser() -> _Parser:
     )
     p.add_argument("--stand", metavar="STAND_ID")
     add_expansion_commands(sub, _command, _group)
+    add_user_commands(sub, _command, _group)
+    add_server_commands(sub, _command)
     return parser
 
 

@@ -25,7 +25,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, create_engine, event, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -94,18 +94,41 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+#: Keys of the PostgreSQL advisory locks that let one server process at a time migrate the
+#: database or create its device row, when several start at once on one database. Fixed
+#: numbers (any bigint; these spell "StandOS" and a suffix) so every process agrees.
+MIGRATION_LOCK_KEY = 0x5374616E644F5301
+DEVICE_LOCK_KEY = 0x5374616E644F5302
+
+
+def _advisory_xact_lock(conn: Connection, key: int) -> None:
+    """Wait for, and hold until the transaction ends, the advisory lock ``key`` (PostgreSQL
+    only: SQLite's BEGIN IMMEDIATE already lets one writer in at a time)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply migrations up to ``revision`` in one transaction."""
+    """Apply migrations up to ``revision`` in one transaction.
+
+    On PostgreSQL the transaction first takes an advisory lock: of several processes
+    starting at once, one migrates while the others wait, then find the schema current."""
     cfg = alembic_config()
     with engine.begin() as conn:
+        _advisory_xact_lock(conn, MIGRATION_LOCK_KEY)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 
 
 def ensure_device(factory: SessionFactory, name: str = "") -> str:
-    """This database's device id, created on first open."""
+    """This database's device id, created on first open (exactly one row, even when
+    several server processes open a new PostgreSQL database at once)."""
     with factory() as session, session.begin():
         device = session.scalars(select(LocalDevice)).first()
+        if device is None:
+            # Another process may be creating it: take turns, then look again.
+            _advisory_xact_lock(session.connection(), DEVICE_LOCK_KEY)
+            device = session.scalars(select(LocalDevice)).first()
         if device is None:
             device = LocalDevice(id=new_id(), name=name or os.uname().nodename, last_seq=0)
             session.add(device)

@@ -50,3 +50,17 @@ class LimitExceeded(DomainError):
     """A package limit (stands, SKU slots) or a balance would be exceeded."""
 
     code = "limit_exceeded"
+
+
+class AuthenticationFailed(DomainError):
+    """A sign-in or a bearer token was refused. The message never says which part was wrong
+    (user name or password) nor whose token it was."""
+
+    code = "authentication_failed"
+
+
+class Conflict(DomainError):
+    """The request contradicts an earlier one, e.g. an idempotency key reused with another
+    request body."""
+
+    code = "conflict"

@@ -66,7 +66,7 @@ from sqlalchemy import func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from app.errors import ValidationError
-from app.ids import id_from_parts
+from app.ids import id_from_parts, new_id
 from app.kpi.period import Period
 from app.models import (
     AIInsight,
@@ -1447,8 +1447,7 @@ def score_candidates(
 
     Partner leads are brought up to date first (``include_partner_leads``). Nothing is
     scored while no stand has ``MIN_HISTORY_DAYS`` days of sales history."""
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 50:
-        raise ValidationError("k must be a whole number from 1 to 50.", field="k")
+    _check_k(k)
     at = to_time(now)
     if include_partner_leads:
         candidates_from_partner_leads(session, None, now=at)
@@ -1459,6 +1458,21 @@ def score_candidates(
             .order_by(ExpansionCandidate.created_at, ExpansionCandidate.id)
         )
     )
+    out = _score_and_store(session, candidates, at, k)
+    out.sort(key=lambda s: (-s.score, -s.expected_mid, s.name))
+    return out
+
+
+def _check_k(k: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 50:
+        raise ValidationError("k must be a whole number from 1 to 50.", field="k")
+
+
+def _score_and_store(
+    session: Session, candidates: Sequence[ExpansionCandidate], at: datetime, k: int
+) -> list[CandidateScore]:
+    """Score ``candidates`` (in their order) and store each score as its insight. None is
+    scored while no stand has ``MIN_HISTORY_DAYS`` days of sales history."""
     if not candidates:
         return []
     stands = _load_stands(session, at)
@@ -1473,5 +1487,61 @@ def score_candidates(
             replace(scored.score, insight_id=insight.id, insight_status=insight.status.value)
         )
     session.flush()
-    out.sort(key=lambda s: (-s.score, -s.expected_mid, s.name))
     return out
+
+
+#: Candidates :func:`score_locations` takes in one call.
+MAX_SCORE_LOCATIONS = 100
+
+
+@transactional
+def score_locations(
+    session: Session,
+    actor: Actor,
+    candidates: Sequence[CandidateInput],
+    *,
+    now: datetime | None = None,
+    k: int = DEFAULT_K,
+) -> list[CandidateScore]:
+    """Score the given places (the location-expansion endpoint): each is added as a
+    candidate, or the open candidate already at that place (same name and coordinates) is
+    reused as it is, and exactly these are scored and stored like :func:`score_candidates`
+    does, returned in the order given (a place given twice is answered twice).
+
+    At most ``MAX_SCORE_LOCATIONS`` places per call; the first invalid one refuses the
+    whole call, naming its position. Nothing is scored while no stand has
+    ``MIN_HISTORY_DAYS`` days of sales history (the list is then empty; the candidates
+    are kept)."""
+    actor.require(MANAGERS, "score expansion locations")
+    _check_k(k)
+    if len(candidates) > MAX_SCORE_LOCATIONS:
+        raise ValidationError(
+            f"At most {MAX_SCORE_LOCATIONS} locations can be scored at once; "
+            f"{len(candidates)} were given.",
+            field="candidates",
+        )
+    at = to_time(now)
+    places = _existing_places(session)
+    rows: list[ExpansionCandidate] = []
+    for n, candidate in enumerate(candidates, start=1):
+        try:
+            values = _validate(candidate)
+        except ValidationError as exc:
+            where = f"candidates[{n - 1}]"
+            raise ValidationError(
+                f"Location {n}: {exc.message}",
+                field=f"{where}.{exc.field}" if exc.field else where,
+            ) from None
+        key = _place_key(values["name"], values["latitude"], values["longitude"])
+        same = places.get(key)
+        if same is not None:
+            rows.append(session.get_one(ExpansionCandidate, same))
+            continue
+        cid = new_id()
+        rows.append(
+            _insert(session, actor, values, candidate_id=cid, source=CandidateSource.MANUAL, at=at)
+        )
+        places[key] = cid
+    scored = _score_and_store(session, list(dict.fromkeys(rows)), at, k)
+    scores = {s.candidate_id: s for s in scored}
+    return [scores[r.id] for r in rows if r.id in scores]

@@ -63,11 +63,12 @@ class Period:
 
 
 _LAST = re.compile(r"^\s*(\d{1,4})\s*d\s*$", re.IGNORECASE)
-_RANGE = re.compile(r"^\s*(\d{4}-\d{2}-\d{2})\s*(?:\.\.|/|:)\s*(\d{4}-\d{2}-\d{2})\s*$")
+_RANGE = re.compile(r"^\s*(\d{4}-\d{2}-\d{2})\s*(?:\.\.|/|:|,)\s*(\d{4}-\d{2}-\d{2})\s*$")
 
 
 def parse_period(text: str, *, now: datetime, tz: str = PROGRAM_TIMEZONE) -> Period:
-    """``"28d"`` (the last 28 local days up to today) or ``"2026-01-01..2026-01-31"``."""
+    """``"28d"`` (the last 28 local days up to today) or ``"2026-01-01..2026-01-31"`` (also
+    with ``,``, ``/`` or ``:`` between the dates, as the REST contract writes it)."""
     m = _LAST.match(text or "")
     if m:
         return Period.last(int(m.group(1)), local_date(now, tz))

@@ -1,5 +1,6 @@
 """All tables of the domain. Importing this package registers them on ``Base.metadata``."""
 
+from app.models.auth import ApiDevice, ApiToken, ApiUser, IdempotencyRecord
 from app.models.base import Base
 from app.models.catalog import LoyaltyTier, Package, Product
 from app.models.changelog import ChangeLog, LocalDevice
@@ -41,12 +42,16 @@ from app.models.sales import StandOrder, StandOrderItem
 
 __all__ = [
     "AIInsight",
+    "ApiDevice",
+    "ApiToken",
+    "ApiUser",
     "Base",
     "CandidateSource",
     "CandidateStatus",
     "ChangeLog",
     "DiscrepancyStatus",
     "ExpansionCandidate",
+    "IdempotencyRecord",
     "InsightStatus",
     "InventoryMovement",
     "LocalDevice",

@@ -137,11 +137,27 @@ def device_id(session: Session) -> str:
 # --------------------------------------------------------------------------- validation
 
 
-def get_or_404(session: Session, model: type[M], record_id: str, label: str) -> M:
-    """Load ``model`` by id or raise a :class:`NotFound` naming the ``label``."""
+def get_or_404(
+    session: Session, model: type[M], record_id: str, label: str, *, for_update: bool = False
+) -> M:
+    """Load ``model`` by id or raise a :class:`NotFound` naming the ``label``.
+
+    ``for_update`` locks the row until the transaction ends, so concurrent writers of one
+    record take turns and the second one sees what the first wrote. On PostgreSQL that is
+    ``SELECT ... FOR NO KEY UPDATE``: it excludes the other writers of the row but, unlike
+    ``FOR UPDATE``, not the inserts of rows that merely refer to it (a sale at a locked
+    stand), which would only add waits and deadlocks. On SQLite ``BEGIN IMMEDIATE`` already
+    serialises writers and the clause is left out. A row this session already holds is
+    read afresh under the lock (a copy from an earlier transaction may be stale).
+    """
     if not is_valid_id(record_id):
         raise NotFound(f"No {label} with id {record_id!r}.", field=f"{label}_id")
-    obj = session.get(model, record_id)
+    obj = session.get(
+        model,
+        record_id,
+        with_for_update={"key_share": True} if for_update else None,
+        populate_existing=for_update,
+    )
     if obj is None:
         raise NotFound(f"No {label} with id {record_id!r}.", field=f"{label}_id")
     return obj

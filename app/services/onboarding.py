@@ -427,7 +427,10 @@ def add_stand(
 ) -> StandCreated:
     """Add a stand for an existing partner, within their package's stand limit."""
     actor.require(STAFF, "add stands")
-    partner = get_or_404(session, StandPartner, partner_id, "partner")
+    # Locked until the transaction ends, so two stands added at once for one partner are
+    # counted one after the other against the package's limit (PostgreSQL; SQLite's
+    # BEGIN IMMEDIATE serialises them already).
+    partner = get_or_404(session, StandPartner, partner_id, "partner", for_update=True)
     if partner.status in (PartnerStatus.ENDED, PartnerStatus.SUSPENDED):
         raise ValidationError(
             f"{partner.name} is {partner.status.value}; no stands can be added.", field="partner_id"

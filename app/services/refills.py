@@ -14,6 +14,11 @@ cannot be cancelled (its stock cannot be taken back that way). Confirmation reco
 the partner received against everything delivered; where that differs, a discrepancy is
 opened and stock keeps the delivered figure until someone resolves it.
 
+While a refill is still requested, more products can be added to it
+(:func:`add_refill_line`, a ``request`` event from requested to requested). Each transition
+reads the refill under a row lock, so on PostgreSQL two conflicting transitions of one
+refill take turns and the second is refused from the state the first left.
+
 Refill pricing: each line carries the shelf price the goods will sell at, from the catalog's
 list price unless overridden, and an override must stay inside the product's guardrails
 (``min_price``..``max_price``, the Pricing OS limits).
@@ -193,6 +198,12 @@ def _result(
     )
 
 
+@transactional
+def get_refill(session: Session, refill_id: str) -> RefillResult:
+    """A refill as the transitions report it (its status, total and lines)."""
+    return _result(session, get_or_404(session, StandRefillOrder, refill_id, "refill"))
+
+
 def _total(refill: StandRefillOrder) -> Decimal:
     return sum(
         (
@@ -281,7 +292,10 @@ def _event(
 def _load_for(
     session: Session, actor: Actor, refill_id: str, action: RefillAction
 ) -> tuple[StandRefillOrder, Transition]:
-    refill = get_or_404(session, StandRefillOrder, refill_id, "refill")
+    # Locked until the transaction ends: two conflicting transitions of one refill (approve
+    # and reject, two deliveries) take turns on PostgreSQL, and the second sees the status
+    # the first left and is refused. SQLite's BEGIN IMMEDIATE serialises them already.
+    refill = get_or_404(session, StandRefillOrder, refill_id, "refill", for_update=True)
     transition = TRANSITIONS[action]
     if actor.role not in transition.roles:
         raise PermissionDenied(f"A {actor.role.value} may not {action.value} a refill.")
@@ -426,6 +440,83 @@ def request_refill(
     )
     if insight_id is not None:
         _close_insight(session, actor, insight_id, stand.id, at)
+    return _result(session, refill)
+
+
+@transactional
+def add_refill_line(
+    session: Session,
+    actor: Actor,
+    refill_id: str,
+    product: str,
+    quantity: object,
+    *,
+    now: datetime | None = None,
+) -> RefillResult:
+    """Add a product (id, SKU or barcode) the stand carries to a refill that is still
+    requested, at the product's list price (as :func:`request_refill` prices its lines).
+
+    The refill is locked first, so the line cannot slip in beside a concurrent approval.
+    The fact is a ``request`` event from requested to requested, with the line added."""
+    actor.require(STAFF, "add to refills")
+    refill = get_or_404(session, StandRefillOrder, refill_id, "refill", for_update=True)
+    if refill.status != RefillStatus.REQUESTED:
+        raise InvalidTransition(
+            f"This refill is {refill.status.value}; products can only be added while it is "
+            "requested.",
+            field="status",
+        )
+    stand = session.get_one(StandLocation, refill.stand_id)
+    item_product = resolve_product(session, product, field="product")
+    carried = session.scalar(
+        select(StandInventory.id).where(
+            StandInventory.stand_id == stand.id, StandInventory.product_id == item_product.id
+        )
+    )
+    if carried is None:
+        raise ValidationError(
+            f"{item_product.name} is not carried at {stand.name}.", field="product"
+        )
+    if any(i.product_id == item_product.id for i in refill.items):
+        raise ValidationError(f"{item_product.name} is already on this refill.", field="product")
+    qty = to_int(
+        quantity, "quantity", f"Quantity of {item_product.name}", minimum=1, maximum=MAX_QTY
+    )
+    at = to_time(now)
+    item = StandRefillOrderItem(
+        id=new_id(),
+        line_no=max((i.line_no for i in refill.items), default=0) + 1,
+        product_id=item_product.id,
+        requested_qty=qty,
+        unit_price=item_product.list_price,
+    )
+    refill.items.append(item)
+    refill.total = _total(refill)
+    refill.updated_at = at
+    session.flush()
+    line = {
+        "id": item.id,
+        "line_no": item.line_no,
+        "product_id": item.product_id,
+        "requested_qty": qty,
+        "unit_price": item.unit_price,
+    }
+    event_id = _event(
+        session,
+        refill,
+        RefillAction.REQUEST,
+        RefillStatus.REQUESTED,
+        actor,
+        at,
+        {"added": {item.product_id: qty}},
+    )
+    record_op(
+        session,
+        "refill.add_line",
+        refill.id,
+        {"refill_id": refill.id, "event_id": event_id, "at": at, "item": line},
+        actor,
+    )
     return _result(session, refill)
 
 

@@ -85,6 +85,8 @@ def pks(factory: SessionFactory, tables: tuple[str, ...] | None = None) -> dict[
         for table in Base.metadata.sorted_tables:
             if tables is not None and table.name not in tables:
                 continue
+            if len(table.primary_key.columns) != 1:
+                continue  # composite keys (idempotency records) carry no record id
             (col,) = table.primary_key.columns
             out[table.name] = set(s.scalars(select(col)))
     return out

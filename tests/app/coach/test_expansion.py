@@ -1097,3 +1097,91 @@ def test_csv_line_numbers_count_from_where_a_row_starts(
     with pytest.raises(CandidateImportError) as exc:
         expansion.import_candidates_csv(session, REP, content, now=NOW)
     assert [(e.line, e.field) for e in exc.value.errors] == [(4, "location_type")]
+
+
+# --------------------------------------------------------------------------- score_locations
+
+
+def test_score_locations_adds_reuses_and_scores_exactly_those_in_order(
+    factory: SessionFactory, session: Session, program: dict[str, str]
+) -> None:
+    known = add(session, kiosk("Rosenthaler Platz", 52.5299, 13.4015))
+    bystander = add(session, kiosk("Somewhere Else", 52.45, 13.30))
+    places = [
+        CandidateInput(
+            name="Apotheke Prenzlauer Berg",
+            latitude="52.5400",
+            longitude="13.4200",
+            location_type="pharmacy",
+            attributes={"footfall": 900},
+        ),
+        # The place already a candidate (name case and 1 m of noise do not matter).
+        kiosk("rosenthaler platz", 52.529901, 13.4015),
+        kiosk("Kiosk Wedding", 52.5500, 13.3600),
+        kiosk("Kiosk Wedding", 52.5500, 13.3600),  # twice in one call: one candidate
+    ]
+    watch = Watch(factory)
+    scores = expansion.score_locations(session, MANAGER, places, now=NOW)
+    assert [s.name for s in scores] == [
+        "Apotheke Prenzlauer Berg",
+        "Rosenthaler Platz",
+        "Kiosk Wedding",
+        "Kiosk Wedding",
+    ]
+    assert scores[1].candidate_id == known
+    assert scores[2] == scores[3]
+    assert len({s.candidate_id for s in scores}) == 3
+    assert [s.location_type for s in scores] == ["pharmacy", "kiosk", "kiosk", "kiosk"]
+    assert all(0 <= s.score <= 100 and s.insight_id for s in scores)
+    assert watch.added()["expansion_candidate"] == 2
+    assert [op.op_type for op in watch.ops()] == ["expansion.candidate_add"] * 2
+    # Exactly those are scored: the other open candidate has no insight.
+    keys = {i.dedup_key for i in insights(factory)}
+    assert keys == {expansion.dedup_key(s.candidate_id) for s in scores}
+    assert expansion.dedup_key(bystander) not in keys
+    # The same as scoring everything would say about them.
+    everything = expansion.score_candidates(session, now=NOW, include_partner_leads=False)
+    for s in scores:
+        assert by_id(everything, s.candidate_id).score == s.score
+    # Scoring the same places again adds nothing and answers the same.
+    watch = Watch(factory)
+    again = expansion.score_locations(session, MANAGER, places, now=NOW)
+    assert [s.candidate_id for s in again] == [s.candidate_id for s in scores]
+    assert "expansion_candidate" not in watch.added()
+
+
+def test_score_locations_refusals(
+    factory: SessionFactory, session: Session, program: dict[str, str]
+) -> None:
+    watch = Watch(factory)
+    good = kiosk("Kiosk Wedding", 52.55, 13.36)
+    with pytest.raises(PermissionDenied):
+        expansion.score_locations(session, REP, [good], now=NOW)
+    with pytest.raises(ValidationError) as exc:
+        expansion.score_locations(
+            session, MANAGER, [good] * (expansion.MAX_SCORE_LOCATIONS + 1), now=NOW
+        )
+    assert exc.value.field == "candidates"
+    assert_readable(exc.value)
+    bad = CandidateInput(name="Nowhere", latitude="north", longitude=13.4, location_type="kiosk")
+    with pytest.raises(ValidationError) as exc:
+        expansion.score_locations(session, MANAGER, [good, bad], now=NOW)
+    assert exc.value.field == "candidates[1].latitude"
+    assert str(exc.value).startswith("Location 2: ")
+    assert_readable(exc.value)
+    with pytest.raises(ValidationError) as exc:
+        expansion.score_locations(session, MANAGER, [good], now=NOW, k=0)
+    assert exc.value.field == "k"
+    watch.assert_nothing_saved()
+    assert expansion.score_locations(session, MANAGER, [], now=NOW) == []
+    # A hundred at once is fine.
+    many = [kiosk(f"Kiosk {i}", 52.40 + i / 1000, 13.30) for i in range(100)]
+    assert len(expansion.score_locations(session, MANAGER, many, now=NOW)) == 100
+
+
+def test_score_locations_without_history_keeps_the_candidates(
+    factory: SessionFactory, session: Session, catalog: list[CatalogProduct]
+) -> None:
+    assert expansion.score_locations(session, MANAGER, [kiosk("Lonely", 52.5, 13.4)]) == []
+    assert [c.name for c in expansion.list_candidates(session)] == ["Lonely"]
+    assert insights(factory) == []

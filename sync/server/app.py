@@ -1,0 +1,93 @@
+"""The server's app factory: ``create_app(database_url)`` gives a FastAPI app serving the
+stand program's contract on the same app/ services as the desktop.
+
+One database URL decides everything: a SQLite file for a small program on one laptop, or
+PostgreSQL (``postgresql+psycopg://...``) shared by several server processes. The schema is
+created or migrated on start (under an advisory lock on PostgreSQL, so workers starting at
+once do not race).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from sqlalchemy import Engine
+
+from app import __version__
+from app import db as appdb
+from sync.protocol import API_PREFIX, Problem
+from sync.server import auth, problems, routes_stand
+from sync.server.context import Server
+from sync.server.limits import DEFAULT_MAX_BODY, BodyLimit
+
+DESCRIPTION = """\
+The REST contract of the stand program: stands, refills, sales, performance and the AI
+Stand Coach, for the desktop app and the company's other services.
+
+* **Authentication**: `POST /api/v1/auth/token` with a password or device credentials
+  gives a bearer token; send it as `Authorization: Bearer <token>`.
+* **Authorisation**: by role (admin, manager, rep, partner) and scope: a manager sees the
+  stands of their region, a rep those of their territory, a partner only their own. A
+  record outside the caller's scope answers 404, like one that does not exist.
+* **Idempotency**: writes take a client-made id (`order_id`, `refill_id`, `stand_id`) and an
+  optional `Idempotency-Key` header; a repeat changes nothing and answers with the first
+  result (the same key with another request is a 409).
+* **Money** is a decimal string (`"12.50"`), never a JSON number.
+* **Errors** are RFC 9457 problem details (`application/problem+json`).
+"""
+
+
+def _engine(database_url: str) -> Engine:
+    if database_url.startswith("sqlite"):
+        return appdb.create_db_engine(database_url)
+    # A worker serves up to 40 requests at once (the thread pool); keep a connection each.
+    return appdb.create_db_engine(database_url, pool_size=20, max_overflow=20)
+
+
+def create_app(
+    database_url: str,
+    *,
+    migrate: bool = True,
+    max_body_bytes: int = DEFAULT_MAX_BODY,
+) -> FastAPI:
+    """A FastAPI app on the database at ``database_url``."""
+    engine = _engine(database_url)
+    if migrate:
+        appdb.upgrade(engine)
+    server = Server(engine)
+    appdb.ensure_device(server.writer, "server")
+
+    app = FastAPI(
+        title="Stand Program OS API",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.server = server
+    problems.install(app)
+    app.include_router(auth.router, prefix=API_PREFIX)
+    app.include_router(routes_stand.router, prefix=API_PREFIX)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            # Routes name the Problem schema by reference; make sure it is defined.
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.setdefault(
+                "Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

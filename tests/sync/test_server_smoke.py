@@ -1,0 +1,78 @@
+"""Smoke: every endpoint answers over real HTTP for an admin."""
+
+from __future__ import annotations
+
+import uuid
+
+from tests.sync.conftest import Live
+
+
+def test_health_and_openapi(live: Live) -> None:
+    with live.client() as c:
+        r = c.get("/api/v1/health")
+        assert r.status_code == 200, r.text
+        assert r.json()["database"] == "sqlite"
+        spec = c.get("/api/v1/openapi.json").json()
+        assert "/api/v1/stand/list" in spec["paths"]
+
+
+def test_admin_walk(live: Live) -> None:
+    w = live.world
+    with live.api("admin") as c:
+        r = c.get("/list", params={"limit": 2})
+        assert r.status_code == 200, r.text
+        page = r.json()
+        assert len(page["items"]) == 2
+        assert page["next_cursor"]
+        r2 = c.get("/list", params={"limit": 2, "cursor": page["next_cursor"]})
+        assert r2.status_code == 200, r2.text
+        sid = w.stand["North Kiosk A"]
+        r = c.get(f"/{sid}/details")
+        assert r.status_code == 200, r.text
+        r = c.get(f"/performance/{sid}", params={"period": "28d"})
+        assert r.status_code == 200, r.text
+        oid = str(uuid.uuid4())
+        body = {
+            "order_id": oid,
+            "stand_id": sid,
+            "payment_method": "cash",
+            "lines": [{"product": "SKU-A", "quantity": 1}],
+        }
+        r = c.post("/sales-record", json=body)
+        assert r.status_code == 201, r.text
+        r = c.post("/sales-record", json=body)
+        assert r.status_code == 200, r.text
+        assert r.json()["duplicate"]
+        r = c.post("/refill/" + w.open_refill["North Kiosk A"] + "/approve", json={})
+        assert r.status_code == 200, r.text
+        r = c.post("/ai/refill-forecast", json={"stand_ids": [sid]})
+        assert r.status_code == 200, r.text
+        r = c.post("/ai/performance-insights", json={"stand_ids": [sid]})
+        assert r.status_code == 200, r.text
+        r = c.post(
+            "/automation/on-low-stock", json={"stand_id": sid, "product": "SKU-B", "on_hand": 1}
+        )
+        assert r.status_code == 200, r.text
+        r = c.post(
+            "/ai/location-expansion",
+            json={
+                "candidates": [
+                    {"name": "X", "latitude": 53.5, "longitude": 10.0, "location_type": "kiosk"}
+                ]
+            },
+        )
+        assert r.status_code == 200, r.text
+        r = c.post(
+            "/create",
+            json={
+                "partner_id": w.partner["N1"],
+                "stand": {
+                    "name": "North Kiosk C",
+                    "address": "Weg 2",
+                    "city": "Hamburg",
+                    "location_type": "kiosk",
+                    "capacity_units": 100,
+                },
+            },
+        )
+        assert r.status_code in (201, 409), r.text

@@ -18,7 +18,8 @@ Conventions of the contract:
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import re
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -62,8 +63,26 @@ Id = Annotated[
 
 
 def _money_in(value: object) -> object:
-    if isinstance(value, bool | float):
+    if not isinstance(value, str):
         raise ValueError('give money as a decimal string like "12.50", not a JSON number')
+    if not re.fullmatch(_MONEY_PATTERN, value):
+        raise ValueError('give money as a decimal string like "12.50" (at most 4 decimals)')
+    return value
+
+
+def _no_nul(value: Any) -> Any:
+    """Refuse NUL characters anywhere in a request: PostgreSQL cannot store them in text,
+    and no person types one."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("text may not contain NUL characters")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _no_nul(k)
+            _no_nul(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            _no_nul(v)
     return value
 
 
@@ -100,6 +119,10 @@ ProductRef = Annotated[
     Field(examples=["SKU-001", "4000000000012"]),
 ]
 Quantity = Annotated[int, Field(ge=0, le=100_000)]
+#: A sale may be stamped a little ahead of the server's clock (a device's clock drifts),
+#: but not a day ahead; nor before the program began.
+MAX_CLOCK_AHEAD = timedelta(hours=24)
+EARLIEST_SALE = datetime(2000, 1, 1, tzinfo=UTC)
 Units = Annotated[int, Field(ge=1, le=100_000)]
 
 
@@ -108,6 +131,11 @@ class Model(BaseModel):
     silently ignored value."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_nul(cls, data: Any) -> Any:
+        return _no_nul(data)
 
 
 class Out(BaseModel):
@@ -561,6 +589,17 @@ class SaleRequest(Model):
     payment_method: PaymentMethod
     occurred_at: AwareDatetime | None = Field(default=None, description="Default: now.")
     lines: Annotated[list[SaleLineIn], Field(min_length=1, max_length=200)]
+
+    @model_validator(mode="after")
+    def _plausible_time(self) -> SaleRequest:
+        if self.occurred_at is not None:
+            now = datetime.now(UTC)
+            if self.occurred_at > now + MAX_CLOCK_AHEAD:
+                raise ValueError("occurred_at is in the future; check the device's clock")
+            if self.occurred_at < EARLIEST_SALE:
+                raise ValueError("occurred_at is before the program began")
+        return self
+
     model_config = ConfigDict(
         extra="forbid",
         frozen=True,
@@ -739,7 +778,9 @@ class LocationExpansionRequest(Model):
 
 
 class Analogue(Out):
-    stand_id: str
+    stand_id: str | None = Field(
+        description="Null for a stand outside the caller's scope (its name is withheld too)."
+    )
     name: str
     revenue_per_day: Money
     distance_km: float | None

@@ -202,7 +202,15 @@ def forecast(outlook: StandOutlook) -> p.StandForecast:
     )
 
 
-def candidate_score(score: CandidateScore) -> p.CandidateScoreOut:
+HIDDEN_STAND = "a stand outside your scope"
+
+
+def candidate_score(score: CandidateScore, visible: set[str]) -> p.CandidateScoreOut:
+    """``visible``: the stand ids the caller may see; other analogues are named only as
+    :data:`HIDDEN_STAND`, in the list and in the message."""
+    message = score.message
+    if score.analogues and score.analogues[0].stand_id not in visible:
+        message = message.replace(f"like {score.analogues[0].name}", f"like {HIDDEN_STAND}", 1)
     return p.CandidateScoreOut(
         candidate_id=score.candidate_id,
         name=score.name,
@@ -216,14 +224,14 @@ def candidate_score(score: CandidateScore) -> p.CandidateScoreOut:
         reference_stands=score.reference_stands,
         analogues=[
             p.Analogue(
-                stand_id=a.stand_id,
-                name=a.name,
+                stand_id=a.stand_id if a.stand_id in visible else None,
+                name=a.name if a.stand_id in visible else HIDDEN_STAND.capitalize(),
                 revenue_per_day=a.revenue_per_day,
                 distance_km=None if a.distance_km is None else round(a.distance_km, 3),
                 weight=round(a.weight, 4),
             )
             for a in score.analogues
         ],
-        message=score.message,
+        message=message,
         currency=score.currency,
     )

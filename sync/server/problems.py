@@ -29,7 +29,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.errors import (
@@ -115,6 +115,16 @@ def _field_path(loc: Sequence[Any]) -> str:
     return ".".join(parts) or "body"
 
 
+def _error_field(err: dict[str, Any]) -> str:
+    kind = err.get("type")
+    if kind == "json_invalid":
+        return "body"  # pydantic's location is a byte offset into the text
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        discriminator = (err.get("ctx") or {}).get("discriminator", "")
+        return str(discriminator).strip("'\"") or "body"
+    return _field_path(err.get("loc", ()))
+
+
 def _validation_message(err: dict[str, Any]) -> str:
     message = str(err.get("msg", "Invalid value"))
     # pydantic prefixes errors raised by our own validators with "Value error, ".
@@ -131,7 +141,7 @@ async def _on_domain_error(request: Request, exc: Exception) -> JSONResponse:
         exc.message,
         code=exc.code,
         instance=request.url.path,
-        errors=errors if status == 422 else (),
+        errors=errors if status in (404, 409, 422) else (),
         headers=headers,
     )
 
@@ -139,8 +149,7 @@ async def _on_domain_error(request: Request, exc: Exception) -> JSONResponse:
 async def _on_request_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
-        FieldError(field=_field_path(e.get("loc", ())), message=_validation_message(e))
-        for e in exc.errors()
+        FieldError(field=_error_field(e), message=_validation_message(e)) for e in exc.errors()
     ]
     if len(errors) == 1:
         detail = f"{errors[0].field}: {errors[0].message}."
@@ -171,9 +180,25 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+#: PostgreSQL SQLSTATEs of a lost race (serialization failure, deadlock) and of a lock
+#: or statement timeout: the request did nothing and may be sent again.
+RETRY_LATER_SQLSTATES = frozenset({"40001", "40P01", "55P03", "57014"})
+
+
 async def _on_database_busy(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, OperationalError)
-    if "locked" in str(exc.orig).lower() or "busy" in str(exc.orig).lower():
+    assert isinstance(exc, DBAPIError)
+    if isinstance(exc, DataError):
+        # A value the database cannot store (PostgreSQL refuses NUL characters in text):
+        # the client's input, not a fault of the server. Nothing was saved.
+        return problem_response(
+            422,
+            "The request holds a value the database cannot store (such as a NUL character).",
+            code="validation_error",
+            instance=request.url.path,
+        )
+    message = str(exc.orig).lower()
+    busy = isinstance(exc, OperationalError) and ("locked" in message or "busy" in message)
+    if busy or getattr(exc.orig, "sqlstate", None) in RETRY_LATER_SQLSTATES:
         return problem_response(
             503,
             "The database is busy; try again in a moment.",
@@ -198,7 +223,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _on_domain_error)
     app.add_exception_handler(RequestValidationError, _on_request_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
-    app.add_exception_handler(OperationalError, _on_database_busy)
+    app.add_exception_handler(DBAPIError, _on_database_busy)
     app.add_exception_handler(Exception, _on_unexpected)
 
 

@@ -12,7 +12,9 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -22,17 +24,20 @@ from sqlalchemy.orm import Session
 
 from app.clock import utcnow
 from app.coach import agent, expansion
-from app.errors import Conflict, PermissionDenied, ValidationError
+from app.errors import Conflict, DomainError, PermissionDenied, ValidationError
 from app.kpi.engine import stand_performance
 from app.kpi.period import parse_period
 from app.models import (
     LocationType,
+    OrderKind,
     RefillAction,
     Role,
     StandInventory,
     StandLocation,
     StandOrder,
+    StandOrderItem,
     StandPartner,
+    StandRefillOrder,
     StandStatus,
 )
 from app.services import automation, onboarding, queries, refills, sales, stand_api
@@ -70,6 +75,8 @@ READ = problem_responses(401, 403, 404, 422)
 WRITE = problem_responses(401, 403, 404, 409, 413, 422, 503)
 
 ServerDep = Annotated[Server, Depends(server_of)]
+#: Query text without control characters (PostgreSQL cannot hold NUL in text).
+_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 
 
 def _roles_text(endpoint: str) -> str:
@@ -78,6 +85,44 @@ def _roles_text(endpoint: str) -> str:
 
 def _dump(model: p.Out) -> dict[str, Any]:
     return model.model_dump(mode="json")
+
+
+# --------------------------------------------------------------------------- field names
+
+_NUMBERED = re.compile(r"^(\w+)\[(\d+)\](.*)$")
+
+
+@contextmanager
+def _fields(rename: Callable[[str], str | None]) -> Iterator[None]:
+    """Name a refused field the way the request names it: the services speak to people
+    ("lines[2].quantity", the second line), the contract in dotted, zero-based paths
+    ("lines.1.quantity")."""
+    try:
+        yield
+    except DomainError as exc:
+        if exc.field:
+            renamed = rename(exc.field)
+            if renamed is not None:
+                exc.field = renamed
+        raise
+
+
+def _one_based(field: str) -> str | None:
+    m = _NUMBERED.match(field)
+    return f"{m[1]}.{int(m[2]) - 1}{m[3]}" if m else None
+
+
+def _zero_based(field: str) -> str | None:
+    m = _NUMBERED.match(field)
+    return f"{m[1]}.{m[2]}{m[3]}" if m else None
+
+
+def _quantity_field(prefix: str) -> Callable[[str], str | None]:
+    def rename(field: str) -> str | None:
+        kind, _, ref = field.partition(":")
+        return f"{prefix}.{ref}" if kind == "qty" and ref else None
+
+    return rename
 
 
 # --------------------------------------------------------------------------- list
@@ -124,12 +169,14 @@ def list_stands(
     server: ServerDep,
     caller: Annotated[Caller, Depends(allow(*ENDPOINT_ROLES["list"]))],
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=400)] = None,
+    cursor: Annotated[str | None, Query(max_length=400, pattern=_PRINTABLE)] = None,
     status: StandStatus | None = None,
-    partner_id: Annotated[str | None, Query(max_length=36)] = None,
-    rep: Annotated[str | None, Query(max_length=60)] = None,
+    partner_id: Annotated[str | None, Query(max_length=36, pattern=_PRINTABLE)] = None,
+    rep: Annotated[str | None, Query(max_length=60, pattern=_PRINTABLE)] = None,
     location_type: LocationType | None = None,
-    q: Annotated[str | None, Query(max_length=100, description="Text search")] = None,
+    q: Annotated[
+        str | None, Query(max_length=100, pattern=_PRINTABLE, description="Text search")
+    ] = None,
     needs_attention: bool | None = None,
 ) -> p.StandPage:
     filters = {
@@ -192,16 +239,35 @@ def _stand_input(body: p.StandIn, caller: Caller) -> onboarding.StandInput:
 
 
 def _existing_stand(session: Session, caller: Caller, body: p.CreateStandRequest) -> Outcome | None:
-    """A repeat of a create with a client id answers with the first result."""
-    if body.stand_id is None:
-        return None
-    stand = session.get(StandLocation, body.stand_id)
+    """A repeat of a create made with client ids answers with the first result: by
+    ``stand_id``, or by ``partner.id`` when a partner was onboarded with a stand of this
+    name. The same id with other details is a conflict."""
+    stand = session.get(StandLocation, body.stand_id) if body.stand_id else None
+    if stand is None and body.partner is not None and body.partner.id is not None:
+        partner = session.get(StandPartner, body.partner.id)
+        if partner is None:
+            return None
+        if partner.name != body.partner.name:
+            raise Conflict(f"A partner with id {partner.id} already exists with other details.")
+        stand = session.scalars(
+            select(StandLocation).where(
+                StandLocation.partner_id == partner.id, StandLocation.name == body.stand.name
+            )
+        ).first()
+        if stand is None:
+            raise Conflict(
+                f"A partner with id {partner.id} already exists; add the stand with "
+                "partner_id instead."
+            )
     if stand is None:
         return None
     visible_stand(session, caller.access, stand.id)
-    same_partner = body.partner_id == stand.partner_id or (
-        body.partner is not None and body.partner.id == stand.partner_id
-    )
+    if body.partner_id is not None:
+        same_partner = body.partner_id == stand.partner_id
+    else:
+        assert body.partner is not None
+        partner = session.get_one(StandPartner, stand.partner_id)
+        same_partner = body.partner.id in (None, partner.id) and body.partner.name == partner.name
     if not same_partner or stand.name != body.stand.name:
         raise Conflict(f"A stand with id {stand.id} already exists with other details.")
     products = tuple(
@@ -218,7 +284,10 @@ def _existing_stand(session: Session, caller: Caller, body: p.CreateStandRequest
         200,
         _dump(
             convert.stand_created(
-                result, partner_created=False, status=stand.status.value, duplicate=True
+                result,
+                partner_created=body.partner is not None,
+                status=stand.status.value,
+                duplicate=True,
             )
         ),
     )
@@ -261,11 +330,6 @@ def create_stand(
                 if region is not None and region != principal.region:
                     raise PermissionDenied("A manager may only onboard partners in their region.")
                 region = principal.region
-            if partner.id is not None and session.get(StandPartner, partner.id) is not None:
-                raise Conflict(
-                    f"A partner with id {partner.id} already exists; add the stand with "
-                    "partner_id instead."
-                )
             onboarded = onboarding.onboard_partner(
                 session,
                 actor,
@@ -352,19 +416,49 @@ def request_refill(
             for line in body.lines:
                 units[line.product] = units.get(line.product, 0) + line.quantity
             quantities = dict(units)
-        result = refills.request_refill(
-            session,
-            principal.actor,
-            body.stand_id,
-            quantities,
-            note=body.note,
-            refill_id=body.refill_id,
-            insight_id=body.insight_id,
-        )
+        _same_refill_or_conflict(session, body)
+        line_of = {line.product: n for n, line in enumerate(body.lines or ())}
+
+        def rename(field: str) -> str | None:
+            kind, _, ref = field.partition(":")
+            if kind in ("qty", "price") and ref in line_of:
+                return f"lines.{line_of[ref]}.product"
+            return None
+
+        with _fields(rename):
+            result = refills.request_refill(
+                session,
+                principal.actor,
+                body.stand_id,
+                quantities,
+                note=body.note,
+                refill_id=body.refill_id,
+                insight_id=body.insight_id,
+            )
         status = 200 if result.duplicate else 201
         return Outcome(status, _dump(convert.refill(result, principal.role)))
 
     return idempotent_write(server, request, caller, body.model_dump(mode="json"), work)
+
+
+def _same_refill_or_conflict(session: Session, body: p.RefillRequest) -> None:
+    """A repeated ``refill_id`` must repeat the request (its stand, and its lines when
+    given); another request under a used id is a conflict (409)."""
+    if body.refill_id is None:
+        return
+    refill = session.get(StandRefillOrder, body.refill_id)
+    if refill is None:
+        return
+    same = refill.stand_id == body.stand_id
+    if same and body.lines is not None:
+        asked = _units_by_product(session, [(line.product, line.quantity) for line in body.lines])
+        same = asked == {i.product_id: i.requested_qty for i in refill.items}
+    if not same:
+        raise Conflict(
+            f"Refill id {refill.id} is already used for another request; a new request "
+            "needs a new id.",
+            field="refill_id",
+        )
 
 
 def _step_route(
@@ -372,6 +466,7 @@ def _step_route(
     body_model: type[p.Model],
     call: Callable[[Session, Any, str, Any], refills.RefillResult],
     summary: str,
+    quantities_field: str = "quantities",
 ) -> None:
     endpoint = f"refill/{step.value}"
 
@@ -386,7 +481,8 @@ def _step_route(
 
         def work(session: Session) -> Outcome:
             refill = visible_refill(session, caller.access, refill_id)
-            result = call(session, principal.actor, refill.id, body)
+            with _fields(_quantity_field(quantities_field)):
+                result = call(session, principal.actor, refill.id, body)
             return Outcome(200, _dump(convert.refill(result, principal.role)))
 
         return idempotent_write(server, request, caller, body.model_dump(mode="json"), work)
@@ -448,6 +544,7 @@ _step_route(
     p.ConfirmBody,
     lambda s, actor, rid, b: refills.confirm_refill(s, actor, rid, _qty(b.received)),
     "Confirm what was received; a difference opens a discrepancy",
+    quantities_field="received",
 )
 _step_route(
     p.RefillStep.REJECT,
@@ -464,6 +561,41 @@ _step_route(
 
 
 # --------------------------------------------------------------------------- sales
+
+
+def _units_by_product(session: Session, refs: list[tuple[str, int]]) -> dict[str, int] | None:
+    """Units per product id of ``refs`` (product reference, units); None when a
+    reference names no product."""
+    out: dict[str, int] = {}
+    for ref, units in refs:
+        try:
+            product = onboarding.resolve_product(session, ref)
+        except DomainError:
+            return None
+        out[product.id] = out.get(product.id, 0) + units
+    return out
+
+
+def _same_sale_or_conflict(session: Session, body: p.SaleRequest) -> None:
+    """A repeated ``order_id`` must repeat the sale; another sale under a used id is a
+    conflict (409), never silently dropped."""
+    order = session.get(StandOrder, body.order_id)
+    if order is None:
+        return
+    asked = _units_by_product(session, [(line.product, line.quantity) for line in body.lines])
+    recorded: dict[str, int] = {}
+    for item in session.scalars(select(StandOrderItem).where(StandOrderItem.order_id == order.id)):
+        recorded[item.product_id] = recorded.get(item.product_id, 0) + item.quantity
+    if (
+        order.kind != OrderKind.SALE
+        or order.stand_id != body.stand_id
+        or order.payment_method != body.payment_method
+        or asked != recorded
+    ):
+        raise Conflict(
+            f"Order id {order.id} is already used for another sale; a new sale needs a new id.",
+            field="order_id",
+        )
 
 
 @router.post(
@@ -485,15 +617,20 @@ def record_sale(
 
     def work(session: Session) -> Outcome:
         visible_stand(session, caller.access, body.stand_id)
-        result = sales.record_sale(
-            session,
-            principal.actor,
-            body.stand_id,
-            [sales.SaleLine(line.product, line.quantity, line.unit_price) for line in body.lines],
-            body.payment_method.value,
-            occurred_at=body.occurred_at,
-            order_id=body.order_id,
-        )
+        _same_sale_or_conflict(session, body)
+        with _fields(_one_based):
+            result = sales.record_sale(
+                session,
+                principal.actor,
+                body.stand_id,
+                [
+                    sales.SaleLine(line.product, line.quantity, line.unit_price)
+                    for line in body.lines
+                ],
+                body.payment_method.value,
+                occurred_at=body.occurred_at,
+                order_id=body.order_id,
+            )
         order = session.get_one(StandOrder, result.order_id)
         status = 200 if result.duplicate else 201
         return Outcome(status, _dump(convert.sale(result, order)))
@@ -529,8 +666,6 @@ def performance(
         stand = visible_stand(session, caller.access, stand_id)
         now = utcnow()
         span = parse_period(period, now=now, tz=stand.timezone)
-        if span.days > 3660:
-            raise ValidationError("A period is at most 3660 days.", field="period")
         result = stand_performance(session, stand.id, span, now=now)
         return convert.performance(stand.id, period.strip(), result.report, result.revenue)
 
@@ -626,8 +761,20 @@ def location_expansion(
     ]
 
     def work(session: Session) -> p.LocationExpansionOut:
-        scores = expansion.score_locations(session, caller.principal.actor, candidates)
-        return p.LocationExpansionOut(candidates=[convert.candidate_score(s) for s in scores])
+        with _fields(_zero_based):
+            scores = expansion.score_locations(session, caller.principal.actor, candidates)
+        # Scores compare with the best stands of the whole program; a manager is not shown
+        # which stands outside their region those are.
+        ids = {a.stand_id for score in scores for a in score.analogues}
+        clause = caller.access.stand_clause()
+        visible = ids
+        if clause is not None and ids:
+            visible = set(
+                session.scalars(select(StandLocation.id).where(StandLocation.id.in_(ids), clause))
+            )
+        return p.LocationExpansionOut(
+            candidates=[convert.candidate_score(s, visible) for s in scores]
+        )
 
     return server.write(work)
 

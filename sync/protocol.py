@@ -577,7 +577,7 @@ class ReasonBody(Model):
 
 class SaleLineIn(Model):
     product: ProductRef
-    quantity: Units
+    quantity: Annotated[int, Field(ge=1, le=10_000)]
     unit_price: MoneyIn | None = Field(
         default=None, description="Default: the list price; an override must keep to guardrails."
     )
@@ -813,7 +813,7 @@ class LocationExpansionOut(Out):
 class LowStockRequest(Model):
     stand_id: Id
     product: ProductRef
-    on_hand: Annotated[int, Field(ge=0, le=1_000_000)] | None = Field(
+    on_hand: Annotated[int, Field(ge=0, le=100_000)] | None = Field(
         default=None,
         description="What the caller saw on hand (an observation; stock is not changed).",
     )

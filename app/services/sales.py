@@ -141,10 +141,17 @@ def record_sale(
         raise ValidationError("Add at least one product to the sale.", field="lines")
     at = to_time(occurred_at)
 
+    # Locked (in product order, so concurrent sales queue instead of deadlocking): on
+    # PostgreSQL a concurrent sale's committed stock is read, so the oversold check and the
+    # stock after this sale are right. SQLite's write lock already serialises writers.
     inventory = {
         inv.product_id: inv
         for inv in session.scalars(
-            select(StandInventory).where(StandInventory.stand_id == stand.id)
+            select(StandInventory)
+            .where(StandInventory.stand_id == stand.id)
+            .order_by(StandInventory.product_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
         )
     }
     # Merge repeated products (a scanner beeps once per unit) into one line each.

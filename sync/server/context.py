@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -108,6 +108,18 @@ class Server:
         hold SQLite's write lock while hashing."""
         user_id = self.read(lambda s: users.verify_password(s, username, password))
         return self.write(lambda s: users.issue_password_token(s, user_id, password))
+
+
+def claim(session: Session, *keys: str | None) -> None:
+    """Serialise concurrent requests naming the same client ids (PostgreSQL: a transaction
+    advisory lock per id; SQLite's write lock already serialises writers). The second
+    request then sees the first one's rows and is answered as a repeat."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for key in sorted(k for k in keys if k):
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
+        )
 
 
 def bearer_token(request: Request) -> str:

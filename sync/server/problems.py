@@ -168,6 +168,17 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
         detail = f"There is no endpoint at {request.url.path}."
     elif status == 405:
         detail = f"{request.method} is not allowed at {request.url.path}."
+    if status == 400 and "parsing the body" in detail:
+        # A body that is not text in UTF-8: as invalid as malformed JSON, and answered alike.
+        return problem_response(
+            422,
+            "body: The request body is not valid JSON in UTF-8.",
+            code="validation_error",
+            instance=request.url.path,
+            errors=[
+                FieldError(field="body", message="The request body is not valid JSON in UTF-8.")
+            ],
+        )
     code = {
         401: "authentication_failed",
         404: "not_found",

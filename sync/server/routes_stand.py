@@ -46,7 +46,7 @@ from app.services.scope import visible_partner, visible_refill, visible_stand
 from sync import protocol as p
 from sync.server import convert
 from sync.server.auth import allow, server_of
-from sync.server.context import Caller, Outcome, Server, idempotent_write
+from sync.server.context import Caller, Outcome, Server, claim, idempotent_write
 from sync.server.problems import problem_responses
 
 ALL = (Role.ADMIN, Role.MANAGER, Role.REP, Role.PARTNER)
@@ -312,6 +312,7 @@ def create_stand(
     stand_in = _stand_input(body.stand, caller)
 
     def work(session: Session) -> Outcome:
+        claim(session, body.stand_id, body.partner.id if body.partner else None)
         repeat = _existing_stand(session, caller, body)
         if repeat is not None:
             return repeat

@@ -41,6 +41,7 @@ bench: $(VENV)/.installed-dev
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/bench_kpi.py --db build/bench-kpi-500x365.db
 	$(BIN)/python bench/bench_coach_m5.py
 	$(BIN)/python bench/bench_coach.py --db build/bench-coach-500x365.db
+	$(BIN)/python bench/bench_server.py --stands 500 --days 90 --seconds 10 --clients 50
 
 ## screenshots: render every screen at 1280x800 and 1024x600 from a demo program (offscreen)
 SHOTS_DATA ?= build/screenshot-data

@@ -175,6 +175,17 @@ def cmd_user_device(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_user_revoke_device(ctx: Context, args: argparse.Namespace) -> int:
+    from app.cli import EXIT_OK
+
+    ctx.backend.call(users.revoke_device, args.device_id)
+    if ctx.json:
+        ctx.emit({"device_id": args.device_id, "revoked": True})
+    else:
+        ctx.out(f"Device {args.device_id} is revoked: its credentials and tokens stop working.")
+    return EXIT_OK
+
+
 def cmd_user_password(ctx: Context, args: argparse.Namespace) -> int:
     from app.cli import EXIT_OK
 
@@ -267,6 +278,17 @@ def add_commands(sub: argparse._SubParsersAction[Any], command: CommandFn, group
     )
     p.add_argument("username", metavar="NAME")
     p.add_argument("device_name", metavar="DEVICE_NAME", help="what to call the device")
+
+    p = command(
+        grp,
+        "revoke-device",
+        "revoke one device's credentials (a lost tablet), keeping the user",
+        "  standctl user revoke-device 01936f6e-8a2b-7c3d-9e4f-5a6b7c8d9e0f",
+        cmd_user_revoke_device,
+        "Revoke a device: its id and secret, and every token it was given, stop working at "
+        "once. The user and their other devices are not affected.",
+    )
+    p.add_argument("device_id", metavar="DEVICE_ID", help="as printed by 'standctl user device'")
 
     p = command(
         grp,

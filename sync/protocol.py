@@ -33,6 +33,7 @@ from pydantic import (
     PlainSerializer,
     StringConstraints,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
@@ -540,6 +541,11 @@ class ApproveBody(Model):
     quantities: QuantityMap | None = Field(
         default=None, description="Approved units per product; default: as requested."
     )
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"examples": [{"quantities": {"SKU-001": 10}}]},
+    )
 
 
 class ScheduleBody(Model):
@@ -557,11 +563,19 @@ class DeliverBody(Model):
         default=None, description="Units in this delivery; default: everything still due."
     )
     more_to_come: bool = Field(default=False, description="A part delivery; the rest follows.")
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"examples": [{"quantities": {"SKU-001": 6}, "more_to_come": True}]},
+    )
 
 
 class ConfirmBody(Model):
     received: QuantityMap | None = Field(
         default=None, description="Units received; a difference opens a discrepancy."
+    )
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, json_schema_extra={"examples": [{"received": {"SKU-001": 9}}]}
     )
 
 
@@ -590,15 +604,15 @@ class SaleRequest(Model):
     occurred_at: AwareDatetime | None = Field(default=None, description="Default: now.")
     lines: Annotated[list[SaleLineIn], Field(min_length=1, max_length=200)]
 
-    @model_validator(mode="after")
-    def _plausible_time(self) -> SaleRequest:
-        if self.occurred_at is not None:
-            now = datetime.now(UTC)
-            if self.occurred_at > now + MAX_CLOCK_AHEAD:
-                raise ValueError("occurred_at is in the future; check the device's clock")
-            if self.occurred_at < EARLIEST_SALE:
-                raise ValueError("occurred_at is before the program began")
-        return self
+    @field_validator("occurred_at")
+    @classmethod
+    def _plausible_time(cls, value: datetime | None) -> datetime | None:
+        if value is not None:
+            if value > datetime.now(UTC) + MAX_CLOCK_AHEAD:
+                raise ValueError("the time is in the future; check the device's clock")
+            if value < EARLIEST_SALE:
+                raise ValueError("the time is before the program began")
+        return value
 
     model_config = ConfigDict(
         extra="forbid",

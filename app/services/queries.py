@@ -322,7 +322,9 @@ def stand_detail(session: Session, stand_id: str, *, now: datetime | None = None
     row = _to_row(
         tuple(
             session.execute(
-                _stand_rows_query(now or utcnow()).where(StandLocation.id == stand.id)
+                _stand_rows_query(now or utcnow(), ids=[stand.id]).where(
+                    StandLocation.id == stand.id
+                )
             ).one()
         )
     )

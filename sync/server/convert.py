@@ -155,7 +155,7 @@ def performance(
                 unit=k.unit.value,
                 value=k.value,
                 prior=k.prior,
-                change=k.change,
+                change=None if k.change is None else round(k.change, 4),
                 higher_is_better=k.higher_is_better,
                 formula=k.formula,
             )

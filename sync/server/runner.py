@@ -40,6 +40,9 @@ def serve(
         appdb.upgrade(engine)
     finally:
         engine.dispose()
+    # Keep idle connections longer than clients do (httpx: 5 s), so a client never sends
+    # on a connection the server is closing at that moment.
+    keep_alive = 30
     if workers <= 1:
         uvicorn.run(
             create_app(database_url, migrate=False),
@@ -47,6 +50,7 @@ def serve(
             port=port,
             log_level=log_level,
             proxy_headers=False,
+            timeout_keep_alive=keep_alive,
         )
         return
     os.environ[ENV_DATABASE_URL] = database_url
@@ -58,4 +62,5 @@ def serve(
         workers=workers,
         log_level=log_level,
         proxy_headers=False,
+        timeout_keep_alive=keep_alive,
     )

@@ -131,3 +131,23 @@ def test_device_password_and_revoke(run: Cli, stdin: io.StringIO, tmp_path: Path
     assert run("--json", "user", "list", "--active").json() == []
     assert run("user", "revoke", "rep.anna").code == 0  # again: nothing changes
     assert_refused(run("user", "revoke", "nobody"), "No user named 'nobody'")
+
+
+def test_revoke_device_keeps_the_user(run: Cli, stdin: io.StringIO, tmp_path: Path) -> None:
+    assert add(run, stdin, "rep.anna", "--role", "rep").code == 0
+    lost = run("--json", "user", "device", "rep.anna", "Lost tablet").json()
+    kept = run("--json", "user", "device", "rep.anna", "Laptop").json()
+    r = run("user", "revoke-device", lost["device_id"])
+    assert r.code == 0, r.err
+    assert "revoked" in r.out
+    factory = open_db(f"sqlite:///{tmp_path / 'stand.db'}", migrate=False)
+    try:
+        with factory() as s:
+            with pytest.raises(AuthenticationFailed):
+                users.token_for_device(s, lost["device_id"], lost["secret"])
+            assert users.token_for_device(s, kept["device_id"], kept["secret"]).token
+    finally:
+        factory.kw["bind"].dispose()
+    row = run("--json", "user", "list").json()[0]
+    assert (row["active"], row["devices"]) == (True, 1)
+    assert_refused(run("user", "revoke-device", "not-an-id"), "No device")

@@ -279,40 +279,55 @@ def list_stands(
             raise ValidationError(
                 "The last row seen must be given as its name and id.", field="after"
             )
-    stmt = _stand_rows_query(now or utcnow())
-    if access is not None:
-        clause = access.stand_clause()
-        if clause is not None:
-            stmt = stmt.where(clause)
-    if region:
-        stmt = stmt.where(StandPartner.region == region)
-    if after is not None:
-        stmt = stmt.where(tuple_(StandLocation.name, StandLocation.id) > tuple_(*after))
-    if search:
-        like = f"%{search.strip().lower()}%"
-        stmt = stmt.where(
-            or_(
-                func.lower(StandLocation.name).like(like),
-                func.lower(StandLocation.city).like(like),
-                func.lower(StandPartner.name).like(like),
-                func.lower(StandLocation.address).like(like),
+    at = now or utcnow()
+
+    def filtered(stmt: Select[Any]) -> Select[Any]:
+        if access is not None:
+            clause = access.stand_clause()
+            if clause is not None:
+                stmt = stmt.where(clause)
+        if region:
+            stmt = stmt.where(StandPartner.region == region)
+        if after is not None:
+            stmt = stmt.where(tuple_(StandLocation.name, StandLocation.id) > tuple_(*after))
+        if search:
+            like = f"%{search.strip().lower()}%"
+            stmt = stmt.where(
+                or_(
+                    func.lower(StandLocation.name).like(like),
+                    func.lower(StandLocation.city).like(like),
+                    func.lower(StandPartner.name).like(like),
+                    func.lower(StandLocation.address).like(like),
+                )
             )
+        if status:
+            stmt = stmt.where(StandLocation.status == status)
+        if partner_id:
+            stmt = stmt.where(StandLocation.partner_id == partner_id)
+        if rep:
+            stmt = stmt.where(StandLocation.assigned_rep == rep)
+        if location_type:
+            stmt = stmt.where(StandLocation.location_type == location_type)
+        column = SORTABLE.get(order_by, StandLocation.name)
+        return stmt.order_by(column.desc() if descending else column.asc(), StandLocation.id)
+
+    if limit is not None and needs_attention is None:
+        # A page: find its stands first (indexes, no aggregates), then aggregate the stock
+        # and refills of those stands only, instead of the whole program's for every page.
+        page = filtered(
+            select(StandLocation.id).join(StandPartner, StandPartner.id == StandLocation.partner_id)
         )
-    if status:
-        stmt = stmt.where(StandLocation.status == status)
-    if partner_id:
-        stmt = stmt.where(StandLocation.partner_id == partner_id)
-    if rep:
-        stmt = stmt.where(StandLocation.assigned_rep == rep)
-    if location_type:
-        stmt = stmt.where(StandLocation.location_type == location_type)
-    if needs_attention is not None:
-        attention = stmt.selected_columns[14]
-        stmt = stmt.where(attention if needs_attention else ~attention)
-    column = SORTABLE.get(order_by, StandLocation.name)
-    stmt = stmt.order_by(column.desc() if descending else column.asc(), StandLocation.id)
-    if limit is not None:
-        stmt = stmt.limit(limit).offset(offset)
+        ids = list(session.scalars(page.limit(limit).offset(offset)))
+        if not ids:
+            return []
+        stmt = filtered(_stand_rows_query(at, ids))
+    else:
+        stmt = filtered(_stand_rows_query(at))
+        if needs_attention is not None:
+            attention = stmt.selected_columns[14]
+            stmt = stmt.where(attention if needs_attention else ~attention)
+        if limit is not None:
+            stmt = stmt.limit(limit).offset(offset)
     return [_to_row(tuple(r)) for r in session.execute(stmt)]
 
 

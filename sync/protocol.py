@@ -566,7 +566,7 @@ class DeliverBody(Model):
     model_config = ConfigDict(
         extra="forbid",
         frozen=True,
-        json_schema_extra={"examples": [{"quantities": {"SKU-001": 6}, "more_to_come": True}]},
+        json_schema_extra={"examples": [{"quantities": {"SKU-001": 2}, "more_to_come": True}]},
     )
 
 

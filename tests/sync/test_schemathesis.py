@@ -225,7 +225,8 @@ def _onto_world(value: Any, target: Target, fresh: dict[str, str]) -> Any:
         "correct horse": PASSWORD,
     }
     if isinstance(value, dict):
-        out = {k: _onto_world(v, target, fresh) for k, v in value.items()}
+        # Keys too: the quantity maps of the refill steps are keyed by product.
+        out = {named.get(k, k): _onto_world(v, target, fresh) for k, v in value.items()}
         for key in ("stand_id", "refill_id", "order_id"):
             if isinstance(value.get(key), str) and value[key] not in named:
                 # The client-made id of a new record: a new one per run.

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from sqlalchemy import Engine
+from sqlalchemy.pool import QueuePool
 
 from app import __version__
 from app import db as appdb
@@ -41,7 +42,11 @@ Stand Coach, for the desktop app and the company's other services.
 
 def _engine(database_url: str) -> Engine:
     if database_url.startswith("sqlite"):
-        return appdb.create_db_engine(database_url)
+        # Unlike the desktop, keep connections open between requests: opening one (and
+        # its settings) costs about a millisecond, and a request opens one or two.
+        return appdb.create_db_engine(
+            database_url, poolclass=QueuePool, pool_size=20, max_overflow=30
+        )
     # A worker serves up to 40 requests at once (the thread pool); keep a connection each.
     return appdb.create_db_engine(database_url, pool_size=20, max_overflow=20)
 

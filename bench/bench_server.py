@@ -744,15 +744,16 @@ def _table(runs: list[Run]) -> None:
 
 
 def _kinds_table(runs: list[Run]) -> None:
-    """p50 / p99 per kind of request (from the single-endpoint runs), one column a server."""
-    single = [r for r in runs if r.endpoint != "mixed"]
-    configs = list(dict.fromkeys((r.backend, r.workers) for r in single))
+    """p50 / p99 per kind of request, one column a server (kinds of the mixed runs are
+    prefixed "mixed: ")."""
+    configs = list(dict.fromkeys((r.backend, r.workers) for r in runs))
     if not configs:
         return
-    kinds = list(dict.fromkeys(k for r in single for k in r.stats.latencies))
     by: dict[tuple[str, int], dict[str, list[float]]] = defaultdict(dict)
-    for r in single:
-        by[(r.backend, r.workers)].update(r.stats.latencies)
+    for r in runs:
+        prefix = "mixed: " if r.endpoint == "mixed" else ""
+        by[(r.backend, r.workers)].update({prefix + k: v for k, v in r.stats.latencies.items()})
+    kinds = list(dict.fromkeys(k for lat in by.values() for k in lat))
     width = 20
     head = f"{'request':32s}" + "".join(f"{f'{b} x{w}':>{width}s}" for b, w in configs)
     print(head)

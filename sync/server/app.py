@@ -9,8 +9,11 @@ once do not race).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from sqlalchemy import Engine
@@ -40,6 +43,10 @@ Stand Coach, for the desktop app and the company's other services.
 """
 
 
+#: Requests one server process works on at once (the others wait their turn in order).
+WORKER_THREADS = 4
+
+
 def _engine(database_url: str) -> Engine:
     if database_url.startswith("sqlite"):
         # Unlike the desktop, keep connections open between requests: opening one (and
@@ -56,6 +63,7 @@ def create_app(
     *,
     migrate: bool = True,
     max_body_bytes: int = DEFAULT_MAX_BODY,
+    worker_threads: int = WORKER_THREADS,
 ) -> FastAPI:
     """A FastAPI app on the database at ``database_url``."""
     engine = _engine(database_url)
@@ -64,7 +72,16 @@ def create_app(
     server = Server(engine)
     appdb.ensure_device(server.writer, "server")
 
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Requests run in a thread pool; with the GIL, dozens of threads at once only take
+        # turns and a write (holding SQLite's one write slot) is slowed by every read. A few
+        # threads per worker keep the CPU as busy with far shorter queues behind writes.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = worker_threads
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Stand Program OS API",
         version=__version__,
         description=DESCRIPTION,

@@ -19,8 +19,10 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -68,6 +70,13 @@ class Server:
         self.dialect = engine.dialect.name
         self.writer = appdb.make_sessionmaker(engine)
         self.reader = appdb.read_sessionmaker(self.writer)
+        # SQLite has one writer at a time. Its busy handler makes waiting writers poll with
+        # growing sleeps, so under load a few wait seconds while others pass; queueing the
+        # writers of this process on a lock instead keeps their waits even. PostgreSQL
+        # locks rows, not the database: no queue there.
+        self._write_turn: AbstractContextManager[object] = (
+            threading.Lock() if self.dialect == "sqlite" else nullcontext()
+        )
         # token id -> when this process last wrote its last_used_at (monotonic seconds)
         self._touched: dict[str, float] = {}
 
@@ -78,7 +87,7 @@ class Server:
     def write(self, fn: Callable[[Session], T]) -> T:
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
-                with self.writer() as session, session.begin():
+                with self._write_turn, self.writer() as session, session.begin():
                     return fn(session)
             except (IntegrityError, OperationalError) as exc:
                 if attempt == WRITE_ATTEMPTS or not _retryable(exc):

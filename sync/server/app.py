@@ -111,5 +111,6 @@ def create_app(
             app.openapi_schema = schema
         return app.openapi_schema
 
+    # FastAPI's documented way to customise the document is to replace this method.
     app.openapi = openapi  # type: ignore[method-assign]
     return app

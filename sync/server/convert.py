@@ -9,7 +9,7 @@ from __future__ import annotations
 from app.coach.agent import InsightView, StandOutlook
 from app.coach.expansion import CandidateScore
 from app.kpi.model import KpiReport, RevenueSeries
-from app.models import Role, StandOrder
+from app.models import Role, StandOrder, StandStatus
 from app.services import stand_api
 from app.services.onboarding import StandCreated as CreatedResult
 from app.services.queries import RefillRow, StandRow
@@ -80,14 +80,14 @@ def stand_details(d: stand_api.StandDetails, partner_region: str | None) -> p.St
 
 
 def stand_created(
-    result: CreatedResult, *, partner_created: bool, status: str, duplicate: bool
+    result: CreatedResult, *, partner_created: bool, status: StandStatus, duplicate: bool
 ) -> p.StandCreated:
     return p.StandCreated(
         stand_id=result.stand_id,
         partner_id=result.partner_id,
         partner_created=partner_created,
         name=result.name,
-        status=status,  # type: ignore[arg-type]
+        status=status,
         payment_reference=result.payment_reference,
         qr_payload=result.qr_payload,
         product_ids=list(result.product_ids),

@@ -286,7 +286,7 @@ def _existing_stand(session: Session, caller: Caller, body: p.CreateStandRequest
             convert.stand_created(
                 result,
                 partner_created=body.partner is not None,
-                status=stand.status.value,
+                status=stand.status,
                 duplicate=True,
             )
         ),
@@ -352,7 +352,7 @@ def create_stand(
             assert onboarded.stand is not None
             created = onboarded.stand
             partner_created = True
-        status = session.get_one(StandLocation, created.stand_id).status.value
+        status = session.get_one(StandLocation, created.stand_id).status
         return Outcome(
             201,
             _dump(

@@ -38,7 +38,7 @@ class Live:
         headers = {}
         if username is not None:
             headers["Authorization"] = f"Bearer {self.world.token[username]}"
-        return httpx.Client(base_url=self.url, headers=headers, timeout=60, **kwargs)  # type: ignore[arg-type]
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60, **kwargs)
 
     def api(self, username: str | None = None) -> httpx.Client:
         """A client whose base URL is the stand API (``/api/v1/stand``)."""
@@ -50,7 +50,7 @@ class Live:
 @contextmanager
 def serve(database_url: str, **app_kwargs: object) -> Iterator[str]:
     """Run the server on a free loopback port in a thread; yield its base URL."""
-    app = create_app(database_url, **app_kwargs)  # type: ignore[arg-type]
+    app = create_app(database_url, **app_kwargs)
     config = uvicorn.Config(
         app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", access_log=False
     )

@@ -90,6 +90,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.server = server
+    app.state.sign_in_throttle = auth.SignInThrottle()
     problems.install(app)
     app.include_router(auth.router, prefix=API_PREFIX)
     app.include_router(routes_stand.router, prefix=API_PREFIX)

@@ -8,6 +8,10 @@ in with its device credentials, kept in the operating system's keyring.
 
 from __future__ import annotations
 
+import math
+import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated
@@ -18,17 +22,59 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from app import __version__
 from app.clock import utcnow
 from app.db import current_revision
-from app.errors import PermissionDenied
+from app.errors import AuthenticationFailed, PermissionDenied
 from app.models import Role
 from app.services import users
 from sync import protocol as p
 from sync.server.context import Caller, Server, bearer_token
-from sync.server.problems import problem_responses
+from sync.server.problems import TooManyAttempts, problem_responses
 
 bearer = HTTPBearer(
     auto_error=False,
     description="A token from POST /api/v1/auth/token.",
 )
+
+
+class SignInThrottle:
+    """Wrong passwords per user name: after ``limit`` within ``window`` seconds, sign-ins
+    for that name are refused until the oldest failure is ``window`` old. Kept per server
+    process (with N workers an attacker gets at most N times the limit), which is enough
+    to make guessing a password through the API hopeless next to argon2's cost."""
+
+    def __init__(
+        self, limit: int = 10, window: float = 900.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self.clock = clock
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        times = self._failures.setdefault(key, deque())
+        while times and now - times[0] >= self.window:
+            times.popleft()
+        return times
+
+    def check(self, key: str) -> None:
+        now = self.clock()
+        with self._lock:
+            times = self._recent(key, now)
+            if len(times) >= self.limit:
+                raise TooManyAttempts(max(1, math.ceil(self.window - (now - times[0]))))
+
+    def failed(self, key: str) -> None:
+        now = self.clock()
+        with self._lock:
+            if len(self._failures) > 100_000:
+                self._failures.clear()
+            self._recent(key, now).append(now)
+
+
+def throttle_of(request: Request) -> SignInThrottle:
+    throttle = request.app.state.sign_in_throttle
+    assert isinstance(throttle, SignInThrottle)
+    return throttle
 
 
 def server_of(request: Request) -> Server:
@@ -76,15 +122,25 @@ def _user_info(principal: users.Principal) -> p.UserInfo:
 @router.post(
     "/auth/token",
     response_model=p.TokenResponse,
-    responses=problem_responses(401, 413, 422),
+    responses=problem_responses(401, 413, 422, 429),
     summary="Sign in: a password or device credentials for a bearer token",
+    description="After too many wrong passwords for one user name in a short time, further "
+    "attempts for it are refused (429, with Retry-After) until the time is up.",
 )
 def token(
+    request: Request,
     body: Annotated[p.TokenRequest, Body(openapi_examples=p.TOKEN_REQUEST_EXAMPLES)],
     server: Annotated[Server, Depends(server_of)],
 ) -> p.TokenResponse:
     if isinstance(body, p.PasswordGrant):
-        issued = server.write(lambda s: users.token_for_password(s, body.username, body.password))
+        key = body.username.strip().lower()
+        throttle = throttle_of(request)
+        throttle.check(key)
+        try:
+            issued = server.password_token(body.username, body.password)
+        except AuthenticationFailed:
+            throttle.failed(key)
+            raise
     else:
         issued = server.write(
             lambda s: users.token_for_device(s, body.device_id, body.device_secret)

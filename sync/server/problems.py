@@ -74,6 +74,14 @@ _STATUS_OF: tuple[tuple[type[DomainError], int], ...] = (
 )
 
 
+class TooManyAttempts(Exception):
+    """Sign-ins for a user name are paused after too many wrong passwords."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("too many attempts")
+        self.retry_after = retry_after
+
+
 def status_of(exc: DomainError) -> int:
     for cls, status in _STATUS_OF:
         if isinstance(exc, cls):
@@ -220,6 +228,18 @@ async def _on_database_busy(request: Request, exc: Exception) -> JSONResponse:
     return await _on_unexpected(request, exc)
 
 
+async def _on_too_many_attempts(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TooManyAttempts)
+    minutes = max(1, round(exc.retry_after / 60))
+    return problem_response(
+        429,
+        f"Too many wrong passwords for this user; try again in about {minutes} min.",
+        code="too_many_attempts",
+        instance=request.url.path,
+        headers={"Retry-After": str(exc.retry_after)},
+    )
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("unexpected error at %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(
@@ -235,6 +255,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_request_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(DBAPIError, _on_database_busy)
+    app.add_exception_handler(TooManyAttempts, _on_too_many_attempts)
     app.add_exception_handler(Exception, _on_unexpected)
 
 
@@ -248,6 +269,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         "with another request.",
         413: "The request body is larger than the server accepts.",
         422: "The input is invalid; `errors` names the fields.",
+        429: "Too many wrong passwords for this user name; retry after `Retry-After` seconds.",
         503: "The database is busy; retry after the `Retry-After` seconds.",
     }
     return {

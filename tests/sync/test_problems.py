@@ -36,6 +36,8 @@ from app.models import (
     StandRefillOrder,
 )
 from app.services import users
+from sync.server.auth import SignInThrottle
+from sync.server.problems import TooManyAttempts
 from tests.sync.conftest import Live, serve
 from tests.sync.world import PASSWORD, World
 
@@ -958,3 +960,42 @@ def test_client_id_reused_for_another_request_is_conflict(case: str, live: Live)
         assert r.json()["duplicate"] is True
     assert state(live) == before
     assert stock_of(live) == stock
+
+
+def test_wrong_passwords_pause_sign_in_for_that_user(live: Live) -> None:
+    """After too many wrong passwords for one user name, its sign-ins are refused (429)
+    even with the right password; other users are not affected."""
+    with live.client() as c:
+        throttle_limit = 10
+        for _ in range(throttle_limit):
+            r = c.post(
+                "/api/v1/auth/token",
+                json={"grant_type": "password", "username": "rep.anna", "password": "wrong-guess"},
+            )
+            assert r.status_code == 401, r.text
+        right = {"grant_type": "password", "username": "rep.anna", "password": PASSWORD}
+        r = c.post("/api/v1/auth/token", json=right)
+        assert r.status_code == 429, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["code"] == "too_many_attempts"
+        assert 1 <= int(r.headers["retry-after"]) <= 900
+        other = {"grant_type": "password", "username": "rep.ben", "password": PASSWORD}
+        assert c.post("/api/v1/auth/token", json=other).status_code == 200
+        # The same name in other letter case is the same user.
+        shout = {**right, "username": "REP.ANNA"}
+        assert c.post("/api/v1/auth/token", json=shout).status_code == 429
+
+
+def test_sign_in_pause_ends_when_the_failures_age() -> None:
+    now = [1000.0]
+    throttle = SignInThrottle(limit=3, window=60, clock=lambda: now[0])
+    for _ in range(3):
+        throttle.check("anna")
+        throttle.failed("anna")
+        now[0] += 10
+    with pytest.raises(TooManyAttempts) as refused:
+        throttle.check("anna")
+    assert refused.value.retry_after == 30  # the first failure is 30 s from 60 s old
+    throttle.check("ben")
+    now[0] += 30
+    throttle.check("anna")  # the first failure aged out: two left, under the limit

@@ -395,23 +395,31 @@ def stand_detail(session: Session, stand_id: str, *, now: datetime | None = None
 
 @transactional
 def list_refills(
-    session: Session, *, status: str | None = None, stand_id: str | None = None, limit: int = 500
+    session: Session,
+    *,
+    status: str | None = None,
+    stand_id: str | None = None,
+    open_only: bool = False,
+    limit: int = 500,
 ) -> list[RefillRow]:
+    """Refills, newest first; ``open_only`` keeps those not yet confirmed or closed."""
     status = _choice(status, RefillStatus, "status", "refill status")
     lines = (
-        select(StandRefillOrderItem.refill_id, func.count().label("n"))
-        .group_by(StandRefillOrderItem.refill_id)
-        .subquery()
+        select(func.count())
+        .where(StandRefillOrderItem.refill_id == StandRefillOrder.id)
+        .correlate(StandRefillOrder)
+        .scalar_subquery()
     )
     stmt = (
-        select(StandRefillOrder, StandLocation.name, lines.c.n)
+        select(StandRefillOrder, StandLocation.name, lines)
         .join(StandLocation, StandLocation.id == StandRefillOrder.stand_id)
-        .join(lines, lines.c.refill_id == StandRefillOrder.id)
-        .order_by(StandRefillOrder.requested_at.desc())
+        .order_by(StandRefillOrder.requested_at.desc(), StandRefillOrder.id.desc())
         .limit(limit)
     )
     if status:
         stmt = stmt.where(StandRefillOrder.status == status)
+    if open_only:
+        stmt = stmt.where(StandRefillOrder.status.in_(OPEN_STATES))
     if stand_id:
         stmt = stmt.where(StandRefillOrder.stand_id == stand_id)
     return [
@@ -424,7 +432,7 @@ def list_refills(
             r.requested_by,
             r.requested_at,
             r.scheduled_for.isoformat() if r.scheduled_for else None,
-            n,
+            int(n or 0),
         )
         for r, name, n in session.execute(stmt)
     ]

@@ -25,12 +25,9 @@ from app.models import (
     OrderKind,
     StandOrder,
     StandOrderItem,
-    StandRefillOrder,
-    StandRefillOrderItem,
 )
 from app.services.base import to_time, transactional
-from app.services.queries import RefillRow, StandDetail, stand_detail
-from app.services.refills import OPEN_STATES
+from app.services.queries import RefillRow, StandDetail, list_refills, stand_detail
 from app.services.scope import AccessScope, visible_stand
 from app.types import Money
 
@@ -94,34 +91,6 @@ def _cover(on_hand: int, units: int, days: int) -> Decimal | None:
     if units <= 0:
         return None
     return (Decimal(max(on_hand, 0)) * days / units).quantize(_TENTH, rounding=ROUND_HALF_UP)
-
-
-def _open_refills(session: Session, stand_id: str, stand_name: str) -> tuple[RefillRow, ...]:
-    lines = (
-        select(func.count())
-        .where(StandRefillOrderItem.refill_id == StandRefillOrder.id)
-        .correlate(StandRefillOrder)
-        .scalar_subquery()
-    )
-    rows = session.execute(
-        select(StandRefillOrder, lines)
-        .where(StandRefillOrder.stand_id == stand_id, StandRefillOrder.status.in_(OPEN_STATES))
-        .order_by(StandRefillOrder.requested_at.desc(), StandRefillOrder.id.desc())
-    )
-    return tuple(
-        RefillRow(
-            r.id,
-            r.stand_id,
-            stand_name,
-            r.status.value,
-            r.total,
-            r.requested_by,
-            r.requested_at,
-            r.scheduled_for.isoformat() if r.scheduled_for else None,
-            int(n or 0),
-        )
-        for r, n in rows
-    )
 
 
 @transactional
@@ -205,7 +174,7 @@ def stand_details(
     return StandDetails(
         detail=detail,
         inventory=inventory,
-        open_refills=_open_refills(session, sid, detail.stand.name),
+        open_refills=tuple(list_refills(session, stand_id=sid, open_only=True)),
         sales_7d=SalesSummary(
             int(orders_short or 0),
             sum(units_short.values()),

@@ -26,7 +26,7 @@ from app.errors import AuthenticationFailed, PermissionDenied
 from app.models import Role
 from app.services import users
 from sync import protocol as p
-from sync.server.context import Caller, Server, bearer_token
+from sync.server.context import Caller, Server
 from sync.server.problems import TooManyAttempts, problem_responses
 
 bearer = HTTPBearer(
@@ -84,11 +84,15 @@ def server_of(request: Request) -> Server:
 
 
 def current_caller(
-    request: Request,
     server: Annotated[Server, Depends(server_of)],
-    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Caller:
-    return Caller(server.authenticate(bearer_token(request)))
+    # HTTPBearer gives None for a missing header, another scheme or an empty token.
+    if credentials is None or not credentials.credentials.strip():
+        raise AuthenticationFailed(
+            "Sign in first: send 'Authorization: Bearer <token>' from /api/v1/auth/token."
+        )
+    return Caller(server.authenticate(credentials.credentials.strip()))
 
 
 def allow(*roles: Role) -> Callable[[Caller], Caller]:

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from app import db as appdb
 from app.clock import utcnow
-from app.errors import AuthenticationFailed, Conflict, ValidationError
+from app.errors import Conflict, ValidationError
 from app.models import IdempotencyRecord
 from app.services import users
 from app.services.scope import AccessScope
@@ -129,16 +129,6 @@ def claim(session: Session, *keys: str | None) -> None:
         session.execute(
             text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
         )
-
-
-def bearer_token(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise AuthenticationFailed(
-            "Sign in first: send 'Authorization: Bearer <token>' from /api/v1/auth/token."
-        )
-    return token.strip()
 
 
 # --------------------------------------------------------------------------- idempotency

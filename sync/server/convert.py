@@ -101,19 +101,7 @@ def refill(result: RefillResult, role: Role) -> p.RefillOut:
         stand_id=result.stand_id,
         status=result.status,
         total=result.total,
-        lines=[
-            p.RefillLineOut(
-                product_id=line.product_id,
-                sku=line.sku,
-                name=line.name,
-                requested=line.requested,
-                approved=line.approved,
-                delivered=line.delivered,
-                received=line.received,
-                unit_price=line.unit_price,
-            )
-            for line in result.lines
-        ],
+        lines=[p.RefillLineOut.model_validate(line, from_attributes=True) for line in result.lines],
         discrepancies=list(result.discrepancies),
         duplicate=result.duplicate,
         allowed_actions=allowed_actions(result.status, role),

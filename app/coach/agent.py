@@ -837,6 +837,17 @@ def _transition(
             "to": to,
             "reason": reason,
             "at": at,
+            # The row itself: a device whose coach did not make it can still record the
+            # decision (insight rows are made on each device, so their ids differ).
+            "insight": {
+                "product_id": row.product_id,
+                "severity": row.severity,
+                "message": row.message,
+                "action": row.action,
+                "evidence": row.evidence,
+                "model_version": row.model_version,
+                "created_at": row.created_at,
+            },
         },
         actor,
     )

@@ -39,6 +39,7 @@ from app.models.refills import (
     StandRefillOrderItem,
 )
 from app.models.sales import StandOrder, StandOrderItem
+from app.models.sync import SyncDeadLetter, SyncDevice, SyncReceivedOp, SyncReview, SyncState
 
 __all__ = [
     "AIInsight",
@@ -86,4 +87,9 @@ __all__ = [
     "StandRefillOrder",
     "StandRefillOrderItem",
     "StandStatus",
+    "SyncDeadLetter",
+    "SyncDevice",
+    "SyncReceivedOp",
+    "SyncReview",
+    "SyncState",
 ]

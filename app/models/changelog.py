@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import ID, Base, created_at_col, enum_column
@@ -50,3 +50,17 @@ class ChangeLog(Base):
     server_seq: Mapped[int | None]
     status_reason: Mapped[str | None] = mapped_column(Text)
     acknowledged_at: Mapped[datetime | None]
+    # Envelope v2: the writer's role, the feed cursor it had applied (``base_seq``) and its
+    # oldest own op still waiting for the server's answer (``pending_from_seq``) when it wrote.
+    actor_role: Mapped[str | None] = mapped_column(String(24))
+    base_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    pending_from_seq: Mapped[int | None] = mapped_column(BigInteger)
+    # The server changed the payload when it applied it (the feed row holds the applied one).
+    amended: Mapped[bool] = mapped_column(default=False)
+    # Device: push attempts, for backoff and the Sync view.
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_attempt_at: Mapped[datetime | None]
+    # Server feed: the device that wrote the op (NULL: the server itself) and who may see it.
+    origin_device_id: Mapped[str | None] = mapped_column(String(36))
+    scope_stand_id: Mapped[str | None] = mapped_column(String(36))
+    scope_partner_id: Mapped[str | None] = mapped_column(String(36))

@@ -12,20 +12,20 @@ from decimal import Decimal, InvalidOperation
 from enum import Enum
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.clock import ensure_utc, utcnow
 from app.errors import NotFound, PermissionDenied, ValidationError
 from app.ids import is_valid_id, new_id
-from app.models import Base, ChangeLog, LocalDevice, Role
+from app.models import Base, ChangeLog, LocalDevice, OpStatus, Role, SyncState
 
 P = ParamSpec("P")
 R = TypeVar("R")
 M = TypeVar("M", bound=Base)
 
 #: Version of the op payload format written to the change log.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,11 @@ def record_op(
 ) -> ChangeLog:
     """Append one op to the change log, taking the next device sequence number.
 
+    The envelope (schema v2) also carries the actor's role and what the writer had seen:
+    ``base_seq`` (the feed cursor it had applied) and ``pending_from_seq`` (its oldest op the
+    server had not answered yet). The server needs both to turn a count into an adjustment
+    and to tell a concurrent edit from a later one.
+
     The counter row is updated in the caller's write transaction, which serialises writers
     (SQLite's write lock, PostgreSQL's row lock), so sequences have no gaps or repeats.
     """
@@ -112,6 +117,12 @@ def record_op(
     if row is None:
         raise RuntimeError("this database has no device id; open it with app.db.open_db")
     device_id, seq = row
+    # What the writer had seen: the feed cursor of its last applied pull page, and its oldest
+    # own op still waiting for the server's answer (this one when none is).
+    base_seq = session.scalar(select(SyncState.cursor).where(SyncState.id == 1)) or 0
+    pending_from = session.scalar(
+        select(func.min(ChangeLog.device_seq)).where(ChangeLog.status == OpStatus.PENDING)
+    )
     op = ChangeLog(
         op_id=new_id(),
         device_id=device_id,
@@ -121,6 +132,9 @@ def record_op(
         payload=to_json(payload),
         schema_version=SCHEMA_VERSION,
         actor=actor.user if actor else None,
+        actor_role=actor.role.value if actor else None,
+        base_seq=base_seq,
+        pending_from_seq=pending_from if pending_from is not None else seq,
         created_at=utcnow(),
     )
     session.add(op)

@@ -380,7 +380,7 @@ def _event(e: StandRefillEvent) -> RefillEventView:
         reason=reason if isinstance(reason, str) else None,
         scheduled_for=scheduled_for,
         dealer=dealer if isinstance(dealer, str) else None,
-        discrepancies=len(found) if isinstance(found, list) else 0,
+        discrepancies=len(found) if isinstance(found, list | dict) else 0,
         units=_units(detail.get("delivered")),
         # (a delivery recorded before deliveries in parts: "delivered" was the total)
         units_total=_units(detail.get("delivered_total", detail.get("delivered"))),

@@ -695,7 +695,7 @@ def confirm_refill(
     refill, _ = _load_for(session, actor, refill_id, RefillAction.CONFIRM)
     got = _parse_quantities(session, refill, received or {}, "Received")
     at = to_time(now)
-    discrepancies = []
+    discrepancies: dict[str, str] = {}
     for item in refill.items:
         delivered = item.delivered_qty or 0
         item.received_qty = got.get(item.product_id, delivered)
@@ -712,7 +712,7 @@ def confirm_refill(
                     created_at=at,
                 )
             )
-            discrepancies.append(did)
+            discrepancies[item.product_id] = did
     return _step(
         session,
         actor,
@@ -723,7 +723,7 @@ def confirm_refill(
             "received": {i.product_id: i.received_qty for i in refill.items},
             "discrepancies": discrepancies,
         },
-        tuple(discrepancies),
+        tuple(discrepancies.values()),
     )
 
 

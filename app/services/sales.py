@@ -379,6 +379,7 @@ def void_sale(
         items_payload.append(
             {
                 "id": item_id,
+                "line_no": item.line_no,
                 "product_id": item.product_id,
                 "quantity": -item.quantity,
                 "movement_id": movement_id,

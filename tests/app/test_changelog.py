@@ -35,6 +35,7 @@ from app.models import (
     StandLoyaltyLedger,
     StandOrder,
     StandRefillOrder,
+    SyncState,
 )
 from app.services import inventory, loyalty, onboarding, payouts, refills, sales
 from app.services.base import SCHEMA_VERSION, Actor
@@ -451,6 +452,38 @@ def test_sale_payload_names_items_movements_and_points(
     assert {i["movement_id"] for i in payload["items"]} == movement_ids
     assert len(movement_ids) == 2
     assert {payload["loyalty_entry_id"]} == ledger_ids
+
+
+# ------------------------------------------------------------------ envelope v2
+
+
+def test_envelope_carries_role_and_what_the_writer_had_seen(
+    factory: SessionFactory, session: Session, stand: StandFixture
+) -> None:
+    p0 = stand.product_ids[0]
+    # Nothing synced yet: base 0, and the oldest unanswered op is the first one.
+    sales.record_sale(session, REP, stand.stand_id, [sales.SaleLine(p0, 1)], "cash")
+    first = all_ops(factory)[-1]
+    assert (first.actor, first.actor_role) == (REP.user, "rep")
+    assert (first.base_seq, first.pending_from_seq) == (0, 1)
+    assert first.amended is False
+    assert first.attempts == 0
+    # The server answered ops 1..4; the device had applied feed pages up to 57.
+    with factory() as s, s.begin():
+        for op in s.scalars(select(ChangeLog).where(ChangeLog.device_seq <= 4)):
+            op.status = OpStatus.APPLIED
+        s.add(SyncState(id=1, cursor=57))
+    inventory.record_count(session, MANAGER, stand.stand_id, {p0: 3})
+    count = all_ops(factory)[-1]
+    assert (count.op_type, count.actor_role) == ("count.record", "manager")
+    assert (count.base_seq, count.pending_from_seq) == (57, 5)
+    # Everything answered: the op is its own oldest unanswered one.
+    with factory() as s, s.begin():
+        for op in s.scalars(select(ChangeLog)):
+            op.status = OpStatus.APPLIED
+    sales.record_sale(session, REP, stand.stand_id, [sales.SaleLine(p0, 1)], "cash")
+    last = all_ops(factory)[-1]
+    assert (last.base_seq, last.pending_from_seq) == (57, last.device_seq)
 
 
 # ------------------------------------------------------------------ sequence numbers

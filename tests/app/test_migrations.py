@@ -48,7 +48,7 @@ def downgrade(engine: Engine, revision: str) -> None:
 def test_head_is_a_single_known_revision() -> None:
     head = db.head_revision()
     assert head is not None
-    assert head == "0004"
+    assert head == "0005"
 
 
 def test_open_db_upgrades_an_empty_database_to_head(tmp_path: Path) -> None:
@@ -213,5 +213,45 @@ def test_migrated_schema_enforces_foreign_keys_and_checks(tmp_path: Path) -> Non
                     "VALUES ('p', 'S', 'n', 'c', 1, 1, 0, 1, '2030-01-01', '2030-01-01')"
                 )
             )
+    finally:
+        engine.dispose()
+
+
+def test_0005_keeps_existing_ops_with_v1_envelope_defaults(tmp_path: Path) -> None:
+    """Ops written before envelope v2 read as 'nothing seen, pending from themselves'."""
+    engine = db.create_db_engine(url_of(tmp_path / "old.db"))
+    try:
+        command.upgrade(db.alembic_config(url_of(tmp_path / "old.db")), "0004")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO local_device (id, name, last_seq, created_at) "
+                    "VALUES ('d', '', 1, '2026-01-01 00:00:00')"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO change_log (op_id, device_id, device_seq, op_type, entity_id, "
+                    "payload, schema_version, actor, created_at, status) VALUES "
+                    "('o', 'd', 1, 'sale.record', 'e', '{}', 1, 'anna', '2026-01-01 00:00:00', "
+                    "'pending')"
+                )
+            )
+        db.upgrade(engine)
+        with engine.begin() as conn:
+            row = conn.execute(
+                text(
+                    "SELECT base_seq, pending_from_seq, amended, attempts, actor_role "
+                    "FROM change_log"
+                )
+            ).one()
+        assert tuple(row) == (0, None, 0, 0, None)
+        assert {
+            "sync_state",
+            "sync_device",
+            "sync_received_op",
+            "sync_dead_letter",
+            "sync_review",
+        } <= set(inspect(engine).get_table_names())
     finally:
         engine.dispose()

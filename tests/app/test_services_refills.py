@@ -1001,7 +1001,7 @@ def test_confirmation_with_difference_opens_discrepancy_and_keeps_stock(
     assert on_hand(factory, stand.stand_id, p1) == 6
     assert len(movements(factory)) == n_moves
     payload = json.loads(ops(factory)[-1].payload)
-    assert payload["discrepancies"] == [d.id]
+    assert payload["discrepancies"] == {d.product_id: d.id}
 
 
 @pytest.mark.parametrize("received", [10, 15, 0])

@@ -39,7 +39,14 @@ from app.models.refills import (
     StandRefillOrderItem,
 )
 from app.models.sales import StandOrder, StandOrderItem
-from app.models.sync import SyncDeadLetter, SyncDevice, SyncReceivedOp, SyncReview, SyncState
+from app.models.sync import (
+    SyncDeadLetter,
+    SyncDevice,
+    SyncFieldHistory,
+    SyncReceivedOp,
+    SyncReview,
+    SyncState,
+)
 
 __all__ = [
     "AIInsight",
@@ -89,6 +96,7 @@ __all__ = [
     "StandStatus",
     "SyncDeadLetter",
     "SyncDevice",
+    "SyncFieldHistory",
     "SyncReceivedOp",
     "SyncReview",
     "SyncState",

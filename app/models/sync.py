@@ -116,3 +116,24 @@ class SyncReview(Base):
     resolved_by: Mapped[str | None] = mapped_column(String(60))
     resolved_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = created_at_col()
+
+
+class SyncFieldHistory(Base):
+    """A descriptive value that a later change overwrote (last writer wins by server order):
+    the losing value is kept here, with whether its writer had seen it (``concurrent``)."""
+
+    __tablename__ = "sync_field_history"
+    __table_args__ = (Index("ix_sync_field_history_entity", "entity_type", "entity_id"),)
+
+    id: Mapped[str] = id_pk()
+    entity_type: Mapped[str] = mapped_column(String(40))
+    entity_id: Mapped[str] = mapped_column(ID)
+    field_group: Mapped[str] = mapped_column(String(60))
+    # JSON objects: the fields of the group before and after.
+    old_value: Mapped[str] = mapped_column(Text)
+    new_value: Mapped[str] = mapped_column(Text)
+    # The op that overwrote it; True when its writer had not seen the overwritten value.
+    op_id: Mapped[str] = mapped_column(ID)
+    concurrent: Mapped[bool] = mapped_column(default=False)
+    actor: Mapped[str | None] = mapped_column(String(60))
+    at: Mapped[datetime]

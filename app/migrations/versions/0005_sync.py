@@ -131,6 +131,25 @@ def upgrade() -> None:
             "ix_sync_dead_letter_state_device", ["state", "device_id"], unique=False
         )
 
+    op.create_table(
+        "sync_field_history",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("entity_type", sa.String(length=40), nullable=False),
+        sa.Column("entity_id", sa.String(length=36), nullable=False),
+        sa.Column("field_group", sa.String(length=60), nullable=False),
+        sa.Column("old_value", sa.Text(), nullable=False),
+        sa.Column("new_value", sa.Text(), nullable=False),
+        sa.Column("op_id", sa.String(length=36), nullable=False),
+        sa.Column("concurrent", sa.Boolean(), nullable=False),
+        sa.Column("actor", sa.String(length=60), nullable=True),
+        sa.Column("at", app.types.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_sync_field_history")),
+    )
+    with op.batch_alter_table("sync_field_history", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_sync_field_history_entity", ["entity_type", "entity_id"], unique=False
+        )
+
     with op.batch_alter_table("change_log", schema=None) as batch_op:
         batch_op.add_column(sa.Column("actor_role", sa.String(length=24), nullable=True))
         batch_op.add_column(
@@ -164,6 +183,10 @@ def downgrade() -> None:
     with op.batch_alter_table("sync_dead_letter", schema=None) as batch_op:
         batch_op.drop_index("ix_sync_dead_letter_state_device")
 
+    with op.batch_alter_table("sync_field_history", schema=None) as batch_op:
+        batch_op.drop_index("ix_sync_field_history_entity")
+
+    op.drop_table("sync_field_history")
     op.drop_table("sync_dead_letter")
     op.drop_table("sync_received_op")
     with op.batch_alter_table("sync_device", schema=None) as batch_op:

@@ -1,0 +1,1 @@
+"""Placeholder: filled in by the coach family of op writers."""

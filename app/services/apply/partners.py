@@ -1,0 +1,1 @@
+"""Placeholder: filled in by the partners family of op writers."""

@@ -1,0 +1,1 @@
+"""Placeholder: filled in by the refills family of op writers."""

@@ -64,3 +64,25 @@ class Conflict(DomainError):
     request body."""
 
     code = "conflict"
+
+
+class SequenceGap(Conflict):
+    """A push skipped device sequence numbers the server has not received: nothing was
+    applied; the device sends again from ``expected_seq``."""
+
+    code = "sequence_gap"
+
+    def __init__(self, expected_seq: int) -> None:
+        super().__init__(
+            f"The server expected this device's change #{expected_seq} next; "
+            "send again from there.",
+            field="ops",
+        )
+        self.expected_seq = expected_seq
+
+
+class DeviceIdentityConflict(Conflict):
+    """Another change already holds this device id and sequence number: the device's
+    database was restored from a backup or copied, and must sign in as a new device."""
+
+    code = "device_identity_conflict"

@@ -187,6 +187,11 @@ class Problem(Out):
     instance: str | None = Field(default=None, examples=["/api/v1/stand/sales-record"])
     code: str = Field(description="A stable machine-readable code.", examples=["validation_error"])
     errors: list[FieldError] = Field(default_factory=list)
+    expected_seq: int | None = Field(
+        default=None,
+        description="With `sequence_gap`: the device sequence number to send from.",
+        examples=[None],
+    )
 
 
 # --------------------------------------------------------------------------- auth & health
@@ -851,3 +856,113 @@ class LowStockOut(Out):
     quantity: int
     reason: str
     refill: RefillOut
+
+
+# --------------------------------------------------------------------------- sync
+
+SYNC_PREFIX = f"{API_PREFIX}/sync"
+#: A push body may be larger than other requests: up to 500 ops.
+MAX_PUSH_BYTES = 4 * 1024 * 1024
+
+_OP_TYPE_PATTERN = r"^[a-z_]+\.[a-z_]+$"
+
+
+class PushedOpIn(Model):
+    """One change-log op of the device, as it wrote it."""
+
+    op_id: Id
+    device_seq: int = Field(ge=1, examples=[42])
+    op_type: Annotated[str, StringConstraints(pattern=_OP_TYPE_PATTERN, max_length=40)] = Field(
+        examples=["sale.record"]
+    )
+    entity_id: Id
+    payload: dict[str, Any] = Field(
+        description="The op's payload object; money and times are strings.",
+        examples=[{"order": {"id": "0190a1c2-7e4b-7c3d-9a1b-2c3d4e5f6a7b"}, "items": []}],
+    )
+    schema_version: int = Field(ge=1, le=99, examples=[2])
+    actor: str | None = Field(default=None, max_length=60, examples=["rep.anna"])
+    actor_role: Role | None = Field(default=None, examples=["rep"])
+    created_at: AwareDatetime
+    base_seq: int = Field(default=0, ge=0, description="The feed cursor the device had applied.")
+    pending_from_seq: int | None = Field(
+        default=None, ge=1, description="The device's oldest unanswered op when it wrote this one."
+    )
+
+
+class PushRequest(Model):
+    """A batch of one device's ops, with consecutive device sequence numbers."""
+
+    device_id: Id
+    ops: list[PushedOpIn] = Field(min_length=1, max_length=500)
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "device_id": "0190a1c2-7e4b-7c3d-9a1b-2c3d4e5f6a70",
+                    "ops": [
+                        {
+                            "op_id": "0190a1c2-7e4b-7c3d-9a1b-2c3d4e5f6a71",
+                            "device_seq": 1,
+                            "op_type": "stock.write_off",
+                            "entity_id": "0190a1c2-7e4b-7c3d-9a1b-2c3d4e5f6a72",
+                            "payload": {"movement_id": "0190a1c2-7e4b-7c3d-9a1b-2c3d4e5f6a72"},
+                            "schema_version": 2,
+                            "actor": "rep.anna",
+                            "actor_role": "rep",
+                            "created_at": "2026-11-20T09:30:00+00:00",
+                            "base_seq": 0,
+                            "pending_from_seq": 1,
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+
+class OpResult(Out):
+    """The server's answer to one op. ``status`` is this push's answer; ``outcome`` is what
+    happened to the op (for a duplicate, what happened the first time)."""
+
+    op_id: str
+    device_seq: int
+    status: Literal["applied", "duplicate", "rejected"]
+    outcome: Literal["applied", "rejected"]
+    server_seq: int | None = Field(description="Its feed row, when applied.")
+    reason: str | None = Field(default=None, description="Why it was rejected, for the rep.")
+    code: str | None = None
+    field: str | None = None
+    amended: bool = False
+    payload: dict[str, Any] | None = Field(
+        default=None, description="The payload as applied, when the server amended it."
+    )
+
+
+class PushResponse(Out):
+    results: list[OpResult]
+    high_water: int = Field(description="The last device sequence number received with no gap.")
+
+
+class FeedOp(Out):
+    """One change in the server's feed."""
+
+    seq: int
+    op_id: str
+    op_type: str
+    entity_id: str
+    payload: dict[str, Any]
+    schema_version: int
+    actor: str | None
+    actor_role: str | None
+    origin_device_id: str | None = Field(description="The device that made it; null: the server.")
+    amended: bool
+    created_at: datetime
+
+
+class PullResponse(Out):
+    ops: list[FeedOp]
+    cursor: int = Field(description="Pass as `since` next time.")
+    more: bool = Field(description="Whether more changes are waiting now.")
+    head: int = Field(description="The feed's last sequence number when this page was read.")

@@ -24,6 +24,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 M = TypeVar("M", bound=Base)
 
+#: ``Session.info`` flag of a server database's sessions (see :mod:`app.services.feed`).
+FEED_FLAG = "server_feed"
+
 #: Version of the op payload format written to the change log.
 SCHEMA_VERSION = 2
 
@@ -109,6 +112,23 @@ def record_op(
     The counter row is updated in the caller's write transaction, which serialises writers
     (SQLite's write lock, PostgreSQL's row lock), so sequences have no gaps or repeats.
     """
+    if session.info.get(FEED_FLAG):
+        # A server database: the op becomes a feed row, numbered at commit.
+        from app.services import feed
+
+        op = ChangeLog(
+            op_id=new_id(),
+            op_type=op_type,
+            entity_id=entity_id,
+            payload=to_json(payload),
+            schema_version=SCHEMA_VERSION,
+            actor=actor.user if actor else None,
+            actor_role=actor.role.value if actor else None,
+            base_seq=0,
+            created_at=utcnow(),
+        )
+        feed.buffer(session, op)
+        return op
     row = session.execute(
         update(LocalDevice)
         .values(last_seq=LocalDevice.last_seq + 1)

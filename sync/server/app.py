@@ -21,8 +21,8 @@ from sqlalchemy.pool import QueuePool
 
 from app import __version__
 from app import db as appdb
-from sync.protocol import API_PREFIX, Problem
-from sync.server import auth, problems, routes_stand
+from sync.protocol import API_PREFIX, MAX_PUSH_BYTES, SYNC_PREFIX, Problem
+from sync.server import auth, problems, routes_stand, routes_sync
 from sync.server.context import Server
 from sync.server.limits import DEFAULT_MAX_BODY, BodyLimit
 
@@ -94,7 +94,12 @@ def create_app(
     problems.install(app)
     app.include_router(auth.router, prefix=API_PREFIX)
     app.include_router(routes_stand.router, prefix=API_PREFIX)
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.include_router(routes_sync.router, prefix=API_PREFIX)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=max_body_bytes,
+        path_limits={f"{SYNC_PREFIX}/push": max(max_body_bytes, MAX_PUSH_BYTES)},
+    )
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -36,7 +36,7 @@ from app import db as appdb
 from app.clock import utcnow
 from app.errors import Conflict, ValidationError
 from app.models import IdempotencyRecord
-from app.services import users
+from app.services import feed, users
 from app.services.scope import AccessScope
 
 T = TypeVar("T")
@@ -68,7 +68,8 @@ class Server:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
-        self.writer = appdb.make_sessionmaker(engine)
+        # Writes go to the feed: their ops are numbered at commit (app.services.feed).
+        self.writer = feed.feed_sessionmaker(engine)
         self.reader = appdb.read_sessionmaker(self.writer)
         # SQLite has one writer at a time. Its busy handler makes waiting writers poll with
         # growing sleeps, so under load a few wait seconds while others pass; queueing the

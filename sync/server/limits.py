@@ -24,22 +24,30 @@ DEFAULT_MAX_BODY = 1024 * 1024
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int = DEFAULT_MAX_BODY) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int = DEFAULT_MAX_BODY,
+        path_limits: dict[str, int] | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # Paths with their own cap (a sync push carries up to 500 ops).
+        self.path_limits = dict(path_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
+        max_bytes = self.path_limits.get(scope.get("path", ""), self.max_bytes)
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None:
             try:
-                too_big = int(declared) > self.max_bytes
+                too_big = int(declared) > max_bytes
             except ValueError:
                 too_big = False
             if too_big:
-                await self._refuse(scope, send)
+                await self._refuse(scope, send, max_bytes)
                 return
         chunks: list[bytes] = []
         size = 0
@@ -49,8 +57,8 @@ class BodyLimit:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
-                await self._refuse(scope, send)
+            if size > max_bytes:
+                await self._refuse(scope, send, max_bytes)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -67,8 +75,8 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, scope: Scope, send: Send) -> None:
-        limit_kib = self.max_bytes // 1024
+    async def _refuse(self, scope: Scope, send: Send, max_bytes: int) -> None:
+        limit_kib = max_bytes // 1024
         payload = json.dumps(
             {
                 "type": PROBLEM_BASE + "request_too_large",

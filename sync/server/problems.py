@@ -97,6 +97,7 @@ def problem_response(
     instance: str | None = None,
     errors: Sequence[FieldError] = (),
     headers: dict[str, str] | None = None,
+    expected_seq: int | None = None,
 ) -> JSONResponse:
     body = Problem(
         type=PROBLEM_BASE + code,
@@ -106,9 +107,10 @@ def problem_response(
         instance=instance,
         code=code,
         errors=list(errors),
+        expected_seq=expected_seq,
     )
     return JSONResponse(
-        body.model_dump(mode="json"),
+        body.model_dump(mode="json", exclude={"expected_seq"} if expected_seq is None else None),
         status_code=status,
         media_type=PROBLEM_MEDIA_TYPE,
         headers=headers,
@@ -151,6 +153,7 @@ async def _on_domain_error(request: Request, exc: Exception) -> JSONResponse:
         instance=request.url.path,
         errors=errors if status in (404, 409, 422) else (),
         headers=headers,
+        expected_seq=getattr(exc, "expected_seq", None),
     )
 
 

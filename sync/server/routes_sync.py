@@ -1,0 +1,123 @@
+"""The sync endpoints: ``POST /sync/push`` and ``GET /sync/pull`` (docs/sync-design.md §3).
+
+They are thin: the rules live in :mod:`app.services.sync_server`. A push is one write
+transaction (retried whole on a serialization failure or a unique race); its answers'
+feed numbers are read after the commit. A pull is one read transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from sqlalchemy.orm import Session
+
+from app.services import apply, sync_server
+from sync import protocol as p
+from sync.server.auth import current_caller, server_of
+from sync.server.context import Caller, Server
+from sync.server.problems import problem_responses
+
+router = APIRouter(prefix="/sync", tags=["sync"])
+
+
+def _ops(body: p.PushRequest) -> list[sync_server.PushedOp]:
+    return [
+        sync_server.PushedOp(
+            apply.Op(
+                op_id=o.op_id,
+                op_type=o.op_type,
+                entity_id=o.entity_id,
+                payload=o.payload,
+                actor=o.actor,
+                actor_role=o.actor_role.value if o.actor_role else None,
+                created_at=o.created_at,
+                base_seq=o.base_seq,
+                pending_from_seq=o.pending_from_seq,
+                device_id=body.device_id,
+                device_seq=o.device_seq,
+            ),
+            o.schema_version,
+        )
+        for o in body.ops
+    ]
+
+
+@router.post(
+    "/push",
+    summary="Push a batch of one device's changes",
+    response_model=p.PushResponse,
+    responses=problem_responses(401, 403, 409, 413, 422, 503),
+)
+def push(
+    body: p.PushRequest,
+    caller: Annotated[Caller, Depends(current_caller)],
+    server: Annotated[Server, Depends(server_of)],
+) -> p.PushResponse:
+    """Apply the ops in one transaction and answer each: `applied`, `duplicate` (with the
+    outcome it had the first time) or `rejected` with the reason. A batch that skips
+    sequence numbers is refused whole (409 `sequence_gap` with `expected_seq`). 5xx means
+    only "retry later": send the same ops again."""
+    ops = _ops(body)
+    result = server.write(lambda s: sync_server.push(s, caller.principal, body.device_id, ops))
+    return p.PushResponse(
+        results=[
+            p.OpResult(
+                op_id=a.op_id,
+                device_seq=a.device_seq,
+                status=a.status,  # type: ignore[arg-type]
+                outcome=a.outcome,  # type: ignore[arg-type]
+                server_seq=a.received.server_seq,
+                reason=a.received.reason,
+                code=a.received.reason_code,
+                field=a.received.field,
+                amended=a.received.amended,
+                payload=dict(a.payload) if a.payload is not None else None,
+            )
+            for a in result.answers
+        ],
+        high_water=result.high_water,
+    )
+
+
+@router.get(
+    "/pull",
+    summary="Pull the changes after a cursor",
+    response_model=p.PullResponse,
+    responses=problem_responses(401, 403, 422, 503),
+)
+def pull(
+    caller: Annotated[Caller, Depends(current_caller)],
+    server: Annotated[Server, Depends(server_of)],
+    since: Annotated[int, Query(ge=0, description="The cursor of the last page applied.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=sync_server.MAX_PULL_LIMIT)] = 1000,
+) -> p.PullResponse:
+    """The changes the caller may see (by role and scope, at pull time), in server order.
+    The cursor is a feed sequence number, never a clock."""
+
+    def read(session: Session) -> p.PullResponse:
+        page = sync_server.pull(session, caller.principal, since, limit)
+        return p.PullResponse(
+            ops=[
+                p.FeedOp(
+                    seq=r.device_seq,
+                    op_id=r.op_id,
+                    op_type=r.op_type,
+                    entity_id=r.entity_id,
+                    payload=json.loads(r.payload),
+                    schema_version=r.schema_version,
+                    actor=r.actor,
+                    actor_role=r.actor_role,
+                    origin_device_id=r.origin_device_id,
+                    amended=r.amended,
+                    created_at=r.created_at,
+                )
+                for r in page.ops
+            ],
+            cursor=page.cursor,
+            more=page.more,
+            head=page.head,
+        )
+
+    return server.read(read)

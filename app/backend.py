@@ -42,6 +42,11 @@ class Backend:
         backend.location = str(path)
         return backend
 
+    @property
+    def factory(self) -> SessionFactory:
+        """The write session factory (for work that runs its own transactions, like sync)."""
+        return self._factory
+
     def call(
         self, fn: Callable[Concatenate[Session, P], R], /, *args: P.args, **kwargs: P.kwargs
     ) -> R:

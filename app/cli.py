@@ -43,6 +43,7 @@ from app import kpi
 from app.backend import Backend
 from app.cli_expansion import add_commands as add_expansion_commands
 from app.cli_server import add_commands as add_server_commands
+from app.cli_sync import add_commands as add_sync_commands
 from app.cli_users import add_commands as add_user_commands
 from app.clock import utcnow
 from app.db import SessionFactory, current_revision, head_revision, open_db
@@ -2507,6 +2508,7 @@ def build_parser() -> _Parser:
     add_expansion_commands(sub, _command, _group)
     add_user_commands(sub, _command, _group)
     add_server_commands(sub, _command)
+    add_sync_commands(sub, _command)
     return parser
 
 

@@ -1,0 +1,154 @@
+"""``standctl sync``: one sync round with the server from the command line, the device's
+sync status, linking the device to a server, and exporting unsent changes.
+
+Exit status: 0 when the round completed and nothing is left to send; 2 when work is left
+(the server could not be reached, or some changes were rejected: ``--status`` lists them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from app.clock import utcnow
+from app.errors import ValidationError
+from app.paths import data_dir
+from app.services import sync_device
+
+if TYPE_CHECKING:
+    from app.cli import Context
+
+CommandFn = Callable[..., argparse.ArgumentParser]
+
+EXAMPLES = """\
+  standctl sync --link --server https://stands.example.com --user rep.anna
+  standctl sync
+  standctl sync --status
+  standctl sync --export unsent.jsonl"""
+
+PASSWORD_ENV = "STAND_OS_PASSWORD"
+WORK_LEFT = 2
+
+
+def _server_url(ctx: Context, args: argparse.Namespace) -> str:
+    url: str | None = args.server
+    if not url:
+        with ctx.backend.factory() as s, s.begin():
+            url = sync_device.state(s).server_url
+    if not url:
+        raise ValidationError(
+            "No server yet: link this device first with "
+            "'standctl sync --link --server URL --user NAME'.",
+            field="server",
+        )
+    if not url.startswith(("http://", "https://")):
+        raise ValidationError("The server URL must start with http:// or https://.", field="server")
+    return url.rstrip("/")
+
+
+def _store(ctx: Context) -> Any:
+    # The one place the command line reaches into the wire layer's credential store
+    # (declared in pyproject's import-linter contract).
+    from sync.credentials import CredentialStore
+
+    return CredentialStore(ctx.folder or data_dir())
+
+
+def cmd_sync(ctx: Context, args: argparse.Namespace) -> int:
+    from sync import client
+
+    factory = ctx.backend.factory
+    if args.export:
+        with factory() as s, s.begin():
+            rows = sync_device.unsent_and_rejected(s)
+        path = Path(args.export)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        with tmp.open("w", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+        ctx.out(f"Wrote {len(rows)} unsent or rejected change(s) to {path}.")
+        return 0
+    if args.status:
+        with factory() as s, s.begin():
+            st = sync_device.status(s)
+        if ctx.json:
+            ctx.emit(st)
+        else:
+            oldest = client.age(st.oldest_unsent_at, utcnow())
+            ctx.out(f"{st.unsent} unsent" + (f" (oldest {oldest})" if oldest else ""))
+            ctx.out(f"{st.rejected} rejected")
+            ctx.out(f"Last synced: {st.last_ok_at or 'never'}; feed cursor {st.cursor}")
+            if st.last_error:
+                ctx.out(f"Last error: {st.last_error}")
+        return 0 if st.unsent == 0 and st.rejected == 0 else WORK_LEFT
+    url = _server_url(ctx, args)
+    store = _store(ctx)
+    if args.link:
+        if not args.user:
+            raise ValidationError("Give the user name to sign in with (--user).", field="user")
+        password = os.environ.get(PASSWORD_ENV) or getpass.getpass(f"Password for {args.user}: ")
+        creds = client.link_device(url, args.user, password, args.device_name)
+        store.save(creds)
+        with factory() as s, s.begin():
+            sync_device.state(s).server_url = url
+        ctx.out(f"Linked this device to {url} as {creds.username} ({store.describe()}).")
+        return 0
+    creds = store.load(url)
+    if creds is None:
+        raise ValidationError(
+            f"This device is not linked to {url}: run "
+            f"'standctl sync --link --server {url} --user NAME' first.",
+            field="server",
+        )
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if not ctx.json and stage == "pull" and total:
+            print(f"  pulled up to {done} of {total}", file=ctx.stderr)
+
+    with client.SyncClient(factory, url, credentials=creds, on_progress=progress) as c:
+        result = c.round(push=not args.pull_only, pull=not args.push_only)
+    with factory() as s, s.begin():
+        st = sync_device.status(s)
+    if ctx.json:
+        ctx.emit({"round": result.__dict__, "status": st})
+    else:
+        ctx.out(
+            f"Sent {result.pushed} change(s) ({result.rejected} rejected), "
+            f"received {result.pulled}."
+        )
+        if result.error:
+            ctx.out(f"Stopped: {result.error}")
+        if st.unsent or st.rejected:
+            ctx.out(f"Left: {st.unsent} unsent, {st.rejected} rejected ('standctl sync --status').")
+    return 0 if result.complete and st.unsent == 0 and st.rejected == 0 else WORK_LEFT
+
+
+def add_commands(sub: argparse._SubParsersAction[Any], command: CommandFn) -> None:
+    p = command(
+        sub,
+        "sync",
+        "send this device's changes to the server and fetch everyone else's",
+        EXAMPLES,
+        cmd_sync,
+        "One sync round: push the unsent changes, then pull the changes of others. "
+        "Link the device to a server once with --link.",
+    )
+    p.add_argument("--server", metavar="URL", help="the server (default: the linked one)")
+    p.add_argument("--link", action="store_true", help="sign in and register this device")
+    p.add_argument("--user", help="with --link: the user name to sign in with")
+    p.add_argument(
+        "--device-name", default="Stand OS desktop", help="with --link: how the server lists it"
+    )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--push-only", action="store_true", help="only send changes")
+    mode.add_argument("--pull-only", action="store_true", help="only fetch changes")
+    mode.add_argument("--status", action="store_true", help="show unsent and rejected changes")
+    mode.add_argument(
+        "--export", metavar="FILE", help="write unsent and rejected changes (JSON lines)"
+    )

@@ -1,0 +1,352 @@
+"""The device's sync client: push the outbox, then pull the feed, over HTTP (httpx).
+
+One :meth:`SyncClient.round`:
+
+1. **Push** the pending ops in batches (≤ 500, consecutive sequence numbers). Each batch's
+   answers are stored in one local transaction: an op stops being pending only with the
+   server's answer; with no answer (a timeout, a 5xx, the process killed) it stays pending
+   and is sent again with the same op id, which the server answers as a duplicate.
+2. **Pull** pages after the cursor; each page and its cursor are applied in one local
+   transaction. A page is not applied while the device has unanswered ops (the user wrote
+   during the round): the client pushes first, then pulls again.
+
+Network errors, timeouts, 408, 429 and 5xx are retried with exponential backoff and full
+jitter (honouring ``Retry-After``); other refusals stop the round with the server's message.
+The bearer token comes from the device's credentials (``sync/credentials.py``: the OS
+keyring, or a file only the user can read) and is kept in memory only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from app.db import SessionFactory
+from app.services import apply, sync_device
+from app.services.base import device_id
+from sync import protocol as p
+from sync.credentials import DeviceCredentials
+
+RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class SyncError(Exception):
+    """A round stopped; the message is for the person at the screen."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class Offline(SyncError):
+    """The server could not be reached (after the retries)."""
+
+
+@dataclass
+class RoundResult:
+    pushed: int = 0
+    rejected: int = 0
+    pulled: int = 0
+    complete: bool = False
+    error: str | None = None
+
+
+Fault = Callable[[str], None]
+
+
+def _no_fault(point: str) -> None:
+    return None
+
+
+class SyncClient:
+    def __init__(
+        self,
+        factory: SessionFactory,
+        server_url: str,
+        *,
+        credentials: DeviceCredentials | None = None,
+        token: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+        push_batch: int = 500,
+        page_size: int = 1000,
+        max_attempts: int = 6,
+        max_backoff: float = 300.0,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+        fault: Fault = _no_fault,
+        on_progress: Callable[[str, int, int], None] | None = None,
+    ) -> None:
+        self.factory = factory
+        self.server_url = server_url.rstrip("/")
+        self.credentials = credentials
+        self._token = token
+        self.push_batch = push_batch
+        self.page_size = page_size
+        self.max_attempts = max_attempts
+        self.max_backoff = max_backoff
+        self.sleep = sleep
+        self.rng = rng or random.Random()
+        self.fault = fault
+        self.on_progress = on_progress
+        self.http = httpx.Client(
+            base_url=self.server_url,
+            transport=transport,
+            timeout=httpx.Timeout(60.0, connect=10.0),
+        )
+        with factory() as s, s.begin():
+            self.device_id = device_id(s)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ HTTP
+
+    def _sign_in(self) -> str:
+        if self.credentials is None:
+            raise SyncError("This device is not linked to a server; sign in first.")
+        body = {
+            "grant_type": "device",
+            "device_id": self.credentials.device_id,
+            "device_secret": self.credentials.device_secret,
+        }
+        response = self._send("POST", f"{p.API_PREFIX}/auth/token", json=body, auth=False)
+        token = str(response.json()["access_token"])
+        self._token = token
+        return token
+
+    def _send(self, method: str, path: str, *, auth: bool = True, **kwargs: Any) -> httpx.Response:
+        """One request, retried on network errors and 'retry later' answers."""
+        signed_in_again = False
+        attempt = 0
+        while True:
+            headers = {}
+            if auth:
+                headers["Authorization"] = f"Bearer {self._token or self._sign_in()}"
+            try:
+                response = self.http.request(method, path, headers=headers, **kwargs)
+            except (httpx.TransportError, httpx.TimeoutException) as exc:
+                attempt += 1
+                if attempt >= self.max_attempts:
+                    raise Offline(f"The server cannot be reached ({type(exc).__name__}).") from exc
+                self._back_off(attempt, None)
+                continue
+            if response.status_code == 401 and auth and not signed_in_again and self.credentials:
+                self._token = None
+                signed_in_again = True
+                continue
+            if response.status_code in RETRY_STATUSES:
+                attempt += 1
+                if attempt >= self.max_attempts:
+                    raise Offline(
+                        f"The server is busy or failing (HTTP {response.status_code}); "
+                        "your changes are kept and will be sent later.",
+                        status=response.status_code,
+                    )
+                self._back_off(attempt, response.headers.get("Retry-After"))
+                continue
+            if response.status_code >= 400:
+                raise _refusal(response)
+            return response
+
+    def _back_off(self, attempt: int, retry_after: str | None) -> None:
+        delay = self.rng.uniform(0, min(self.max_backoff, 2.0 ** (attempt - 1)))
+        if retry_after:
+            with contextlib.suppress(ValueError):
+                delay = max(delay, min(self.max_backoff, float(retry_after)))
+        self.sleep(delay)
+
+    # ------------------------------------------------------------------ push
+
+    def push(self) -> tuple[int, int]:
+        """Push until nothing is pending. Returns (ops answered, rejected)."""
+        pushed = rejected = 0
+        resend_from: int | None = None
+        while True:
+            with self.factory() as s, s.begin():
+                batch = sync_device.next_batch(s, from_seq=resend_from, limit=self.push_batch)
+                if batch:
+                    sync_device.mark_attempt(s, [e["op_id"] for e in batch])
+            if not batch:
+                return pushed, rejected
+            self.fault("before_push")
+            try:
+                response = self._send(
+                    "POST",
+                    f"{p.SYNC_PREFIX}/push",
+                    json={"device_id": self.device_id, "ops": batch},
+                )
+            except SyncError as exc:
+                if exc.code == "sequence_gap" and isinstance(exc, _Gap) and resend_from is None:
+                    resend_from = exc.expected_seq
+                    continue
+                raise
+            resend_from = None
+            self.fault("after_push_reply")
+            body = p.PushResponse.model_validate(response.json())
+            answers = [
+                sync_device.Answer(
+                    r.op_id, r.status, r.outcome, r.server_seq, r.reason, r.amended, r.payload
+                )
+                for r in body.results
+            ]
+            with self.factory() as s, s.begin():
+                rejected += sync_device.store_answers(s, answers)
+            pushed += len(answers)
+            self.fault("after_store")
+            if self.on_progress:
+                self.on_progress("push", pushed, 0)
+
+    # ------------------------------------------------------------------ pull
+
+    def pull(self) -> int:
+        """Pull and apply pages until the feed's head. Returns how many ops were applied.
+        Raises :class:`PushFirst` when the device wrote while pulling."""
+        applied = 0
+        while True:
+            with self.factory() as s, s.begin():
+                cursor = sync_device.state(s).cursor
+            self.fault("before_pull")
+            response = self._send(
+                "GET", f"{p.SYNC_PREFIX}/pull", params={"since": cursor, "limit": self.page_size}
+            )
+            page = p.PullResponse.model_validate(response.json())
+            self.fault("after_pull_reply")
+            ops = [
+                sync_device.PulledOp(
+                    o.seq,
+                    apply.Op(
+                        op_id=o.op_id,
+                        op_type=o.op_type,
+                        entity_id=o.entity_id,
+                        payload=o.payload,
+                        actor=o.actor,
+                        actor_role=o.actor_role,
+                        created_at=o.created_at,
+                    ),
+                    o.origin_device_id,
+                    o.amended,
+                )
+                for o in page.ops
+            ]
+            with self.factory() as s, s.begin():
+                if not sync_device.apply_page(s, ops, page.cursor):
+                    raise PushFirst()
+            applied += len(ops)
+            self.fault("after_page")
+            if self.on_progress:
+                self.on_progress("pull", page.cursor, page.head)
+            if not page.more:
+                return applied
+
+    # ------------------------------------------------------------------ round
+
+    def round(self, *, push: bool = True, pull: bool = True) -> RoundResult:
+        """Push, then pull; push again whenever the user wrote in between."""
+        result = RoundResult()
+        try:
+            for _ in range(20):
+                if push:
+                    pushed, rejected = self.push()
+                    result.pushed += pushed
+                    result.rejected += rejected
+                if not pull:
+                    break
+                try:
+                    result.pulled += self.pull()
+                    break
+                except PushFirst:
+                    continue
+            with self.factory() as s, s.begin():
+                sync_device.record_success(s, self.server_url)
+            result.complete = True
+        except SyncError as exc:
+            result.error = str(exc)
+            with self.factory() as s, s.begin():
+                sync_device.record_failure(s, str(exc), None)
+        return result
+
+
+class PushFirst(Exception):
+    """A pulled page was not applied: the device has unanswered ops; push them first."""
+
+
+class _Gap(SyncError):
+    def __init__(self, message: str, expected_seq: int) -> None:
+        super().__init__(message, status=409, code="sequence_gap")
+        self.expected_seq = expected_seq
+
+
+def _refusal(response: httpx.Response) -> SyncError:
+    try:
+        problem = response.json()
+    except ValueError:
+        problem = {}
+    detail = problem.get("detail") if isinstance(problem, dict) else None
+    code = problem.get("code") if isinstance(problem, dict) else None
+    message = str(detail or f"The server refused the request (HTTP {response.status_code}).")
+    if code == "sequence_gap" and isinstance(problem.get("expected_seq"), int):
+        return _Gap(message, problem["expected_seq"])
+    return SyncError(message, status=response.status_code, code=code)
+
+
+def age(since: datetime | None, now: datetime) -> str:
+    """'3 h', '2 d' ...: how old the oldest unsent change is, for the status bar."""
+    if since is None:
+        return ""
+    seconds = max(0, int((now - since).total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 86400:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} d"
+
+
+def link_device(
+    server_url: str,
+    username: str,
+    password: str,
+    device_name: str,
+    *,
+    transport: httpx.BaseTransport | None = None,
+) -> DeviceCredentials:
+    """Sign in with a password once and register this device: its own id and secret, which
+    the caller stores (``CredentialStore.save``); the password is not kept."""
+    base = server_url.rstrip("/")
+    with httpx.Client(base_url=base, transport=transport, timeout=httpx.Timeout(30.0)) as http:
+        try:
+            response = http.post(
+                f"{p.API_PREFIX}/auth/token",
+                json={"grant_type": "password", "username": username, "password": password},
+            )
+            if response.status_code >= 400:
+                raise _refusal(response)
+            token = response.json()["access_token"]
+            response = http.post(
+                f"{p.API_PREFIX}/auth/devices",
+                json={"name": device_name},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            if response.status_code >= 400:
+                raise _refusal(response)
+        except httpx.TransportError as exc:
+            raise Offline(
+                f"The server at {base} cannot be reached ({type(exc).__name__})."
+            ) from exc
+    reg = p.DeviceRegistration.model_validate(response.json())
+    return DeviceCredentials(base, reg.username, reg.device_id, reg.device_secret)

@@ -801,6 +801,45 @@ _OPS = {
 }
 
 
+#: What a person does to an insight, for the permission message.
+_VERBS = {
+    InsightStatus.ACKNOWLEDGED: "acknowledge",
+    InsightStatus.DISMISSED: "dismiss",
+    InsightStatus.DONE: "complete",
+}
+
+
+def op_type_of(to: InsightStatus) -> str:
+    """The change-log op type of a decision (``insight.acknowledge``...)."""
+    return _OPS[to]
+
+
+def require_decider(actor: Actor, to: InsightStatus) -> None:
+    """Only staff decide on coach insights."""
+    actor.require(STAFF, f"{_VERBS[to]} coach insights")
+
+
+def check_decision(before: InsightStatus, to: InsightStatus) -> None:
+    """The from-state guard of a decision: only a new insight is acknowledged, only an open
+    one is dismissed or done."""
+    allowed = (InsightStatus.NEW,) if to == InsightStatus.ACKNOWLEDGED else OPEN_STATUSES
+    if before not in allowed:
+        raise InvalidTransition(
+            f"This insight is already {before.value}; it cannot be {to.value} now.",
+            field="status",
+        )
+
+
+def decision_reason(to: InsightStatus, reason: str | None) -> str | None:
+    """The reason stored with a decision: required to dismiss, optional when done, none to
+    acknowledge."""
+    if to == InsightStatus.DISMISSED:
+        return require_text(reason, "reason", "A reason for dismissing", max_len=500)
+    if to == InsightStatus.DONE:
+        return optional_text(reason, "note", "Note", max_len=500)
+    return None
+
+
 def _transition(
     session: Session,
     actor: Actor,
@@ -808,17 +847,11 @@ def _transition(
     to: InsightStatus,
     reason: str | None,
     now: datetime | None,
-    verb: str,
 ) -> InsightView:
-    actor.require(STAFF, f"{verb} coach insights")
+    require_decider(actor, to)
     row = get_or_404(session, StandAIInsight, insight_id, "insight")
     before = InsightStatus(row.status)
-    allowed = (InsightStatus.NEW,) if to == InsightStatus.ACKNOWLEDGED else OPEN_STATUSES
-    if before not in allowed:
-        raise InvalidTransition(
-            f"This insight is already {before.value}; it cannot be {to.value} now.",
-            field="status",
-        )
+    check_decision(before, to)
     at = to_time(now)
     row.status = to
     row.status_reason = reason
@@ -860,9 +893,7 @@ def acknowledge_insight(
     session: Session, actor: Actor, insight_id: str, *, now: datetime | None = None
 ) -> InsightView:
     """Mark a new insight as seen: it stays open, and the coach keeps it up to date."""
-    return _transition(
-        session, actor, insight_id, InsightStatus.ACKNOWLEDGED, None, now, "acknowledge"
-    )
+    return _transition(session, actor, insight_id, InsightStatus.ACKNOWLEDGED, None, now)
 
 
 @transactional
@@ -875,8 +906,8 @@ def dismiss_insight(
     now: datetime | None = None,
 ) -> InsightView:
     """Close an open insight as not useful, saying why; the coach will not reopen it."""
-    text = require_text(reason, "reason", "A reason for dismissing", max_len=500)
-    return _transition(session, actor, insight_id, InsightStatus.DISMISSED, text, now, "dismiss")
+    text = decision_reason(InsightStatus.DISMISSED, reason)
+    return _transition(session, actor, insight_id, InsightStatus.DISMISSED, text, now)
 
 
 @transactional
@@ -889,5 +920,5 @@ def mark_insight_done(
     now: datetime | None = None,
 ) -> InsightView:
     """Close an open insight as acted upon; the coach will not reopen it."""
-    text = optional_text(note, "note", "Note", max_len=500)
-    return _transition(session, actor, insight_id, InsightStatus.DONE, text, now, "complete")
+    text = decision_reason(InsightStatus.DONE, note)
+    return _transition(session, actor, insight_id, InsightStatus.DONE, text, now)

@@ -364,6 +364,25 @@ def _validate(candidate: CandidateInput) -> dict[str, Any]:
     }
 
 
+def validate_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The columns of a candidate given as stored (an op's payload), checked as
+    :func:`add_candidate` checks a person's input."""
+    return _validate(
+        CandidateInput(
+            name=values.get("name") or "",
+            latitude=values.get("latitude"),
+            longitude=values.get("longitude"),
+            location_type=str(values.get("location_type") or ""),
+            address=values.get("address"),
+            city=values.get("city"),
+            postal_code=values.get("postal_code"),
+            country=values.get("country") or "DE",
+            attributes=values.get("attributes") or {},
+            notes=values.get("notes") or "",
+        )
+    )
+
+
 def _place_key(name: str, latitude: float, longitude: float) -> tuple[str, float, float]:
     """Two candidates are the same place when name and coordinates (to ~1 m) agree."""
     return (name.casefold(), round(latitude, 5), round(longitude, 5))
@@ -381,9 +400,9 @@ def _existing_places(session: Session) -> dict[tuple[str, float, float], str]:
     return {_place_key(n, la, lo): cid for cid, n, la, lo in rows}
 
 
-def _insert(
+def new_candidate_row(
     session: Session,
-    actor: Actor | None,
+    created_by: str | None,
     values: Mapping[str, Any],
     *,
     candidate_id: str,
@@ -392,6 +411,8 @@ def _insert(
     partner_id: str | None = None,
     stand_id: str | None = None,
 ) -> ExpansionCandidate:
+    """Insert an open candidate with these columns (no change-log op: :func:`_insert` logs
+    it; applying a synced ``expansion.candidate_add`` does not)."""
     attributes = values["attributes"]
     row = ExpansionCandidate(
         id=candidate_id,
@@ -409,12 +430,36 @@ def _insert(
         attributes=json.dumps(attributes, sort_keys=True),
         notes=values["notes"],
         status=CandidateStatus.OPEN,
-        created_by=actor.user if actor else None,
+        created_by=created_by,
         created_at=at,
         updated_at=at,
     )
     session.add(row)
     session.flush()
+    return row
+
+
+def _insert(
+    session: Session,
+    actor: Actor | None,
+    values: Mapping[str, Any],
+    *,
+    candidate_id: str,
+    source: CandidateSource,
+    at: datetime,
+    partner_id: str | None = None,
+    stand_id: str | None = None,
+) -> ExpansionCandidate:
+    row = new_candidate_row(
+        session,
+        actor.user if actor else None,
+        values,
+        candidate_id=candidate_id,
+        source=source,
+        at=at,
+        partner_id=partner_id,
+        stand_id=stand_id,
+    )
     record_op(
         session,
         "expansion.candidate_add",
@@ -434,6 +479,18 @@ def _insert(
     return row
 
 
+def check_place_free(session: Session, values: Mapping[str, Any]) -> None:
+    """Refuse a candidate at the place (name and coordinates) of an open candidate."""
+    same = _existing_places(session).get(
+        _place_key(values["name"], values["latitude"], values["longitude"])
+    )
+    if same is not None:
+        raise ValidationError(
+            f"{values['name']} at these coordinates is already a candidate ({same}).",
+            field="name",
+        )
+
+
 @transactional
 def add_candidate(
     session: Session,
@@ -450,14 +507,7 @@ def add_candidate(
     at = to_time(now)
     values = _validate(candidate)
     cid = unused_id(session, ExpansionCandidate, candidate_id, "candidate_id", "candidate")
-    same = _existing_places(session).get(
-        _place_key(values["name"], values["latitude"], values["longitude"])
-    )
-    if same is not None:
-        raise ValidationError(
-            f"{values['name']} at these coordinates is already a candidate ({same}).",
-            field="name",
-        )
+    check_place_free(session, values)
     return _row(
         _insert(session, actor, values, candidate_id=cid, source=CandidateSource.MANUAL, at=at)
     )
@@ -688,9 +738,8 @@ def _close_insight(session: Session, candidate_id: str, status: InsightStatus, r
         insight.status_reason = reason
 
 
-def _set_status(
+def apply_status(
     session: Session,
-    actor: Actor | None,
     candidate: ExpansionCandidate,
     status: CandidateStatus,
     reason: str | None,
@@ -698,6 +747,9 @@ def _set_status(
     *,
     stand_id: str | None = None,
 ) -> None:
+    """Set a candidate's status (and its stand, when given) and close its coach insight
+    (no change-log op: :func:`_set_status` logs it; applying a synced
+    ``expansion.candidate_status`` does not)."""
     candidate.status = status
     candidate.status_reason = reason
     if stand_id is not None:
@@ -710,6 +762,19 @@ def _set_status(
         reason or f"Candidate {status.value}.",
     )
     session.flush()
+
+
+def _set_status(
+    session: Session,
+    actor: Actor | None,
+    candidate: ExpansionCandidate,
+    status: CandidateStatus,
+    reason: str | None,
+    at: datetime,
+    *,
+    stand_id: str | None = None,
+) -> None:
+    apply_status(session, candidate, status, reason, at, stand_id=stand_id)
     record_op(
         session,
         "expansion.candidate_status",
@@ -829,9 +894,23 @@ def set_candidate_status(
     """Accept or reject an open candidate (managers). Accepting may name the stand opened
     for it, whose attributes are then the candidate's in later scoring. Its coach insight is
     closed (done when accepted, dismissed when rejected)."""
-    actor.require(MANAGERS, "decide on expansion candidates")
+    require_decider(actor)
     at = to_time(now)
     candidate = get_or_404(session, ExpansionCandidate, candidate_id, "candidate")
+    new = parse_decision(status)
+    check_decision(session, candidate, new, stand_id)
+    text = optional_text(reason, "reason", "Reason", max_len=500)
+    _set_status(session, actor, candidate, new, text, at, stand_id=stand_id)
+    return _row(candidate, _insight_of(session, candidate.id))
+
+
+def require_decider(actor: Actor) -> None:
+    """Only managers accept or reject candidates."""
+    actor.require(MANAGERS, "decide on expansion candidates")
+
+
+def parse_decision(status: str | None) -> CandidateStatus:
+    """The status a candidate is set to: accepted or rejected."""
     try:
         new = CandidateStatus((status or "").strip().lower())
     except ValueError:
@@ -840,6 +919,15 @@ def set_candidate_status(
         ) from None
     if new == CandidateStatus.OPEN:
         raise ValidationError("A candidate can be accepted or rejected.", field="status")
+    return new
+
+
+def check_decision(
+    session: Session, candidate: ExpansionCandidate, new: CandidateStatus, stand_id: str | None
+) -> None:
+    """The guards of a decision: only an open candidate is decided, and a stand it is linked
+    to (``stand_id``, when given) exists, belongs to no other candidate, and is linked only
+    when the candidate is accepted."""
     if candidate.status != CandidateStatus.OPEN:
         raise ValidationError(
             f"{candidate.name} is already {candidate.status.value}.", field="status"
@@ -857,9 +945,6 @@ def set_candidate_status(
             raise ValidationError(
                 f"That stand already belongs to candidate {other}.", field="stand_id"
             )
-    text = optional_text(reason, "reason", "Reason", max_len=500)
-    _set_status(session, actor, candidate, new, text, at, stand_id=stand_id)
-    return _row(candidate, _insight_of(session, candidate.id))
 
 
 def _insight_of(session: Session, candidate_id: str) -> AIInsight | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -78,6 +79,49 @@ def _guardrails(list_price: Decimal, lo: Decimal | None, hi: Decimal | None) -> 
         raise ValidationError("The list price is above the maximum price.", field="list_price")
 
 
+def validate_new_product(
+    session: Session,
+    *,
+    sku: str,
+    name: str,
+    category: str,
+    list_price: object,
+    unit_cost: object,
+    gtin: str | None = None,
+    min_price: object | None = None,
+    max_price: object | None = None,
+    pack_size: object = 1,
+) -> dict[str, Any]:
+    """A new product's columns, checked: SKU and barcode unused, prices, guardrails."""
+    code = require_text(sku, "sku", "SKU", max_len=32)
+    barcode = optional_text(gtin, "gtin", "Barcode", max_len=14)
+    if barcode is not None and not gtin_is_valid(barcode):
+        raise ValidationError(f"{barcode!r} is not a valid GTIN (check digit).", field="gtin")
+    clash = session.scalar(
+        select(Product.sku).where(
+            or_(Product.sku == code, Product.gtin == barcode) if barcode else Product.sku == code
+        )
+    )
+    if clash is not None:
+        raise ValidationError(f"A product with this SKU or barcode exists ({clash}).", field="sku")
+    price = to_money(list_price, "list_price", "List price")
+    cost = to_money(unit_cost, "unit_cost", "Unit cost")
+    lo = None if min_price is None else to_money(min_price, "min_price", "Minimum price")
+    hi = None if max_price is None else to_money(max_price, "max_price", "Maximum price")
+    _guardrails(price, lo, hi)
+    return {
+        "sku": code,
+        "gtin": barcode,
+        "name": require_text(name, "name", "Product name"),
+        "category": require_text(category, "category", "Category", max_len=60),
+        "list_price": price,
+        "unit_cost": cost,
+        "min_price": lo,
+        "max_price": hi,
+        "pack_size": to_int(pack_size, "pack_size", "Pack size", minimum=1, maximum=1000),
+    }
+
+
 @transactional
 def add_product(
     session: Session,
@@ -96,34 +140,22 @@ def add_product(
 ) -> ProductRow:
     """Add a product to the catalog."""
     actor.require(MANAGERS, "change the catalog")
-    code = require_text(sku, "sku", "SKU", max_len=32)
-    barcode = optional_text(gtin, "gtin", "Barcode", max_len=14)
-    if barcode is not None and not gtin_is_valid(barcode):
-        raise ValidationError(f"{barcode!r} is not a valid GTIN (check digit).", field="gtin")
-    clash = session.scalar(
-        select(Product.sku).where(
-            or_(Product.sku == code, Product.gtin == barcode) if barcode else Product.sku == code
-        )
+    fields = validate_new_product(
+        session,
+        sku=sku,
+        name=name,
+        category=category,
+        list_price=list_price,
+        unit_cost=unit_cost,
+        gtin=gtin,
+        min_price=min_price,
+        max_price=max_price,
+        pack_size=pack_size,
     )
-    if clash is not None:
-        raise ValidationError(f"A product with this SKU or barcode exists ({clash}).", field="sku")
-    price = to_money(list_price, "list_price", "List price")
-    cost = to_money(unit_cost, "unit_cost", "Unit cost")
-    lo = None if min_price is None else to_money(min_price, "min_price", "Minimum price")
-    hi = None if max_price is None else to_money(max_price, "max_price", "Maximum price")
-    _guardrails(price, lo, hi)
     product = Product(
         id=unused_id(session, Product, product_id, "product_id", "product"),
-        sku=code,
-        gtin=barcode,
-        name=require_text(name, "name", "Product name"),
-        category=require_text(category, "category", "Category", max_len=60),
-        list_price=price,
-        unit_cost=cost,
-        min_price=lo,
-        max_price=hi,
-        pack_size=to_int(pack_size, "pack_size", "Pack size", minimum=1, maximum=1000),
         active=True,
+        **fields,
     )
     session.add(product)
     session.flush()

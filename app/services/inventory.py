@@ -11,7 +11,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
-from app.clock import utcnow
+from app.clock import ensure_utc, utcnow
 from app.errors import NotFound, ValidationError
 from app.ids import new_id
 from app.models import (
@@ -282,7 +282,10 @@ def record_count(
                 adjustment_movement_id=movement_id,
             )
         )
-        inv.last_counted_at = at
+        # The latest count wins, whatever order counts are recorded in (a count entered late
+        # for an earlier day does not make the stand look less recently counted).
+        if inv.last_counted_at is None or ensure_utc(inv.last_counted_at) < at:
+            inv.last_counted_at = at
         product = session.get_one(Product, inv.product_id)
         result_lines.append(
             CountLine(inv.product_id, expected, counted, variance, product.sku, product.name)
@@ -312,6 +315,18 @@ def record_count(
         actor,
     )
     return CountResult(sid, stand.id, tuple(result_lines))
+
+
+def check_levels(par: int, rop: int, cap: int, *, rop_field: str | None = None) -> None:
+    """Refuse levels that break their constraints: par level within the capacity, reorder
+    point within the par level (``rop_field`` names the input blamed for the latter)."""
+    if par > cap:
+        raise ValidationError(f"Par level {par} is above the capacity of {cap}.", field="par_level")
+    if rop > par:
+        raise ValidationError(
+            f"Reorder point {rop} is above the par level of {par}.",
+            field=rop_field or "reorder_point",
+        )
 
 
 @transactional
@@ -344,13 +359,7 @@ def set_levels(
         if reorder_point is None
         else to_int(reorder_point, "reorder_point", "Reorder point", minimum=0, maximum=MAX_QTY)
     )
-    if par > cap:
-        raise ValidationError(f"Par level {par} is above the capacity of {cap}.", field="par_level")
-    if rop > par:
-        raise ValidationError(
-            f"Reorder point {rop} is above the par level of {par}.",
-            field="par_level" if reorder_point is None else "reorder_point",
-        )
+    check_levels(par, rop, cap, rop_field="par_level" if reorder_point is None else None)
     before = {
         "par_level": line.par_level,
         "reorder_point": line.reorder_point,

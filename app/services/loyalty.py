@@ -106,7 +106,8 @@ def add_entry(
     return entry
 
 
-def _balance(session: Session, partner_id: str) -> int:
+def points_balance(session: Session, partner_id: str) -> int:
+    """The partner's balance inside the caller's transaction (pending writes included)."""
     session.flush()
     return int(
         session.scalar(
@@ -122,7 +123,7 @@ def _balance(session: Session, partner_id: str) -> int:
 def balance(session: Session, partner_id: str) -> int:
     """The partner's points balance: the sum of their ledger."""
     get_or_404(session, StandPartner, partner_id, "partner")
-    return _balance(session, partner_id)
+    return points_balance(session, partner_id)
 
 
 @transactional
@@ -141,6 +142,33 @@ def ledger(session: Session, partner_id: str, *, limit: int = 200) -> list[Ledge
     ]
 
 
+def partner_to_activate(session: Session, partner_id: str) -> StandPartner:
+    """The partner, if it can be activated now: only a partner in onboarding can."""
+    partner = get_or_404(session, StandPartner, partner_id, "partner")
+    if partner.status != PartnerStatus.ONBOARDING:
+        raise ValidationError(
+            f"{partner.name} is {partner.status.value}; only a partner in onboarding can be "
+            "activated.",
+            field="partner_id",
+        )
+    return partner
+
+
+def planned_stands(session: Session, partner_id: str) -> list[StandLocation]:
+    """The partner's planned stands: those an activation makes live."""
+    return list(
+        session.scalars(
+            select(StandLocation).where(
+                StandLocation.partner_id == partner_id, StandLocation.status == StandStatus.PLANNED
+            )
+        )
+    )
+
+
+def activation_note(package: Package) -> str:
+    return f"Welcome to {package.name}"
+
+
 @transactional
 def activate_partner(
     session: Session,
@@ -153,23 +181,12 @@ def activate_partner(
     """Make an onboarding partner active: their planned stands go live and they receive the
     package's activation points, once."""
     actor.require(STAFF, "activate partners")
-    partner = get_or_404(session, StandPartner, partner_id, "partner")
-    if partner.status != PartnerStatus.ONBOARDING:
-        raise ValidationError(
-            f"{partner.name} is {partner.status.value}; only a partner in onboarding can be "
-            "activated.",
-            field="partner_id",
-        )
+    partner = partner_to_activate(session, partner_id)
     at = to_time(now)
     package = session.get_one(Package, partner.package_id)
     partner.status = PartnerStatus.ACTIVE
-    stands = session.scalars(
-        select(StandLocation).where(
-            StandLocation.partner_id == partner_id, StandLocation.status == StandStatus.PLANNED
-        )
-    )
     stand_ids = []
-    for stand in stands:
+    for stand in planned_stands(session, partner_id):
         stand.status = StandStatus.ACTIVE
         stand_ids.append(stand.id)
     eid = None
@@ -182,7 +199,7 @@ def activate_partner(
             points=package.activation_points,
             occurred_at=at,
             actor=actor,
-            note=f"Welcome to {package.name}",
+            note=activation_note(package),
             entry_id=eid,
         )
     session.flush()
@@ -199,7 +216,14 @@ def activate_partner(
         },
         actor,
     )
-    return PointsResult(partner_id, eid, package.activation_points, _balance(session, partner_id))
+    return PointsResult(
+        partner_id, eid, package.activation_points, points_balance(session, partner_id)
+    )
+
+
+def redeem_amount(points: object) -> int:
+    """The points to redeem (a positive whole number), checked."""
+    return to_int(points, "points", "Points to redeem", minimum=1, maximum=MAX_POINTS)
 
 
 @transactional
@@ -216,8 +240,8 @@ def redeem_points(
     """Spend points. A redemption can never take the balance below zero."""
     actor.require(STAFF, "redeem points")
     partner = get_or_404(session, StandPartner, partner_id, "partner")
-    amount = to_int(points, "points", "Points to redeem", minimum=1, maximum=MAX_POINTS)
-    current = _balance(session, partner_id)
+    amount = redeem_amount(points)
+    current = points_balance(session, partner_id)
     if amount > current:
         raise LimitExceeded(
             f"{partner.name} has {current} points; {amount} cannot be redeemed.", field="points"
@@ -245,6 +269,19 @@ def redeem_points(
     return PointsResult(partner_id, eid, -amount, current - amount)
 
 
+def validate_adjustment(points: object, note: str | None, *, bonus: bool) -> tuple[int, str]:
+    """The points and reason of a manager's adjustment or bonus, checked."""
+    amount = to_int(points, "points", "Points", minimum=-MAX_POINTS, maximum=MAX_POINTS)
+    if amount == 0:
+        raise ValidationError("Points must not be zero.", field="points")
+    if bonus and amount < 0:
+        raise ValidationError("A bonus must be positive.", field="points")
+    text = optional_text(note, "note", "Reason", max_len=500)
+    if not text:
+        raise ValidationError("Give a reason for the adjustment.", field="note")
+    return amount, text
+
+
 @transactional
 def adjust_points(
     session: Session,
@@ -260,14 +297,7 @@ def adjust_points(
     """A manager's bonus (positive) or correction (either sign), with a reason."""
     actor.require(MANAGERS, "grant bonuses or adjust points")
     get_or_404(session, StandPartner, partner_id, "partner")
-    amount = to_int(points, "points", "Points", minimum=-MAX_POINTS, maximum=MAX_POINTS)
-    if amount == 0:
-        raise ValidationError("Points must not be zero.", field="points")
-    if bonus and amount < 0:
-        raise ValidationError("A bonus must be positive.", field="points")
-    text = optional_text(note, "note", "Reason", max_len=500)
-    if not text:
-        raise ValidationError("Give a reason for the adjustment.", field="note")
+    amount, text = validate_adjustment(points, note, bonus=bonus)
     at = to_time(now)
     eid = unused_id(session, StandLoyaltyLedger, entry_id, "entry_id", "ledger entry")
     kind = LoyaltyKind.BONUS if bonus else LoyaltyKind.ADJUST
@@ -295,7 +325,11 @@ def adjust_points(
         },
         actor,
     )
-    return PointsResult(partner_id, eid, amount, _balance(session, partner_id))
+    return PointsResult(partner_id, eid, amount, points_balance(session, partner_id))
+
+
+def expiry_note(max_age_days: int) -> str:
+    return f"Points older than {max_age_days} days"
 
 
 def expirable_points(entries: list[tuple[datetime, int]], cutoff: datetime) -> int:
@@ -366,7 +400,7 @@ def expire_points(
             points=-amount,
             occurred_at=at,
             actor=actor,
-            note=f"Points older than {max_age_days} days",
+            note=expiry_note(max_age_days),
             entry_id=eid,
         )
         record_op(
@@ -376,7 +410,7 @@ def expire_points(
             {"entry_id": eid, "partner_id": pid, "points": -amount, "at": at, "cutoff": cutoff},
             actor,
         )
-        results.append(PointsResult(pid, eid, -amount, _balance(session, pid)))
+        results.append(PointsResult(pid, eid, -amount, points_balance(session, pid)))
     return results
 
 

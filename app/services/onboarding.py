@@ -111,7 +111,8 @@ def resolve_product(
     return product
 
 
-def _package(session: Session, code: str) -> Package:
+def package_by_code(session: Session, code: str) -> Package:
+    """The package with this code, or a :class:`NotFound` listing the codes there are."""
     pkg = session.scalars(
         select(Package).where(Package.code == (code or "").strip().lower())
     ).first()
@@ -125,6 +126,17 @@ def _entry_tier(session: Session) -> LoyaltyTier:
     tier = session.scalars(select(LoyaltyTier).order_by(LoyaltyTier.rank)).first()
     if tier is None:
         raise NotFound("No loyalty tiers are set up; run the reference data seed.")
+    return tier
+
+
+def tier_by_code(session: Session, code: str) -> LoyaltyTier:
+    """The loyalty tier with this code, or a :class:`NotFound` listing the codes there are."""
+    tier = session.scalars(
+        select(LoyaltyTier).where(LoyaltyTier.code == (code or "").strip().lower())
+    ).first()
+    if tier is None:
+        codes = ", ".join(session.scalars(select(LoyaltyTier.code).order_by(LoyaltyTier.rank)))
+        raise NotFound(f"No loyalty tier {code!r}; choose one of: {codes}.", field="tier")
     return tier
 
 
@@ -162,7 +174,9 @@ def _coordinate(value: object, field: str, label: str, limit: float) -> float | 
     return number
 
 
-def _validate_stand(stand: StandInput) -> dict[str, object]:
+def validate_stand(stand: StandInput) -> dict[str, object]:
+    """The stand's columns from ``stand``, checked (location type, coordinates, time zone,
+    country, text lengths, capacity)."""
     try:
         loc_type = LocationType(stand.location_type)
     except ValueError:
@@ -205,16 +219,20 @@ def _reference_taken(session: Session, reference: str) -> bool:
     return found is not None
 
 
-def _create_stand(
-    session: Session,
-    actor: Actor,
-    partner: StandPartner,
-    package: Package,
-    stand: StandInput,
-    stand_id: str | None,
-    now: datetime,
-) -> StandCreated:
-    fields = _validate_stand(stand)
+def check_reference_free(session: Session, reference: str) -> None:
+    """Refuse a client-chosen stand id whose payment reference another stand already has."""
+    if _reference_taken(session, reference):
+        raise ValidationError(
+            "This stand id gives a payment reference another stand already has; "
+            "create the stand with a new id.",
+            field="stand_id",
+        )
+
+
+def check_stand_limit(session: Session, partner: StandPartner, package: Package) -> None:
+    """Refuse one more stand beyond the package's limit (removed stands do not count). Call
+    it with the partner row locked (:func:`partner_for_new_stand`) so that two stands added
+    at once are counted one after the other."""
     open_stands = (
         session.scalar(
             select(func.count())
@@ -232,6 +250,37 @@ def _create_stand(
             f"{open_stands}. Upgrade the package to add more.",
             field="package_code",
         )
+
+
+def partner_for_new_stand(session: Session, partner_id: str) -> StandPartner:
+    """The partner a stand is being added for, locked until the transaction ends, so two
+    stands added at once for one partner are counted one after the other against the
+    package's limit (PostgreSQL; SQLite's BEGIN IMMEDIATE serialises them already). An ended
+    or suspended partner gets no new stands."""
+    partner = get_or_404(session, StandPartner, partner_id, "partner", for_update=True)
+    if partner.status in (PartnerStatus.ENDED, PartnerStatus.SUSPENDED):
+        raise ValidationError(
+            f"{partner.name} is {partner.status.value}; no stands can be added.", field="partner_id"
+        )
+    return partner
+
+
+def initial_stand_status(partner: StandPartner) -> StandStatus:
+    """A new stand is live at once for an active partner, else planned until activation."""
+    return StandStatus.ACTIVE if partner.status == PartnerStatus.ACTIVE else StandStatus.PLANNED
+
+
+def _create_stand(
+    session: Session,
+    actor: Actor,
+    partner: StandPartner,
+    package: Package,
+    stand: StandInput,
+    stand_id: str | None,
+    now: datetime,
+) -> StandCreated:
+    fields = validate_stand(stand)
+    check_stand_limit(session, partner, package)
     if stand.products is None:
         products = default_assortment(session, package.sku_slots)
     else:
@@ -269,15 +318,11 @@ def _create_stand(
     # stand then takes another id; a stand whose id came from a client cannot.
     while _reference_taken(session, ref):
         if stand_id is not None:
-            raise ValidationError(
-                "This stand id gives a payment reference another stand already has; "
-                "create the stand with a new id.",
-                field="stand_id",
-            )
+            check_reference_free(session, ref)
         sid = new_id()
         ref = payment_reference(sid)
     payload = qr_payload(sid, ref)
-    status = StandStatus.ACTIVE if partner.status == PartnerStatus.ACTIVE else StandStatus.PLANNED
+    status = initial_stand_status(partner)
     location = StandLocation(
         id=sid,
         partner_id=partner.id,
@@ -354,7 +399,7 @@ def onboard_partner(
     stand (status ``planned`` until the partner is activated)."""
     actor.require(STAFF, "onboard partners")
     at = to_time(now)
-    package = _package(session, partner.package_code)
+    package = package_by_code(session, partner.package_code)
     tier = _entry_tier(session)
     pid = client_id(partner_id, "partner_id")
     if session.get(StandPartner, pid) is not None:
@@ -427,13 +472,6 @@ def add_stand(
 ) -> StandCreated:
     """Add a stand for an existing partner, within their package's stand limit."""
     actor.require(STAFF, "add stands")
-    # Locked until the transaction ends, so two stands added at once for one partner are
-    # counted one after the other against the package's limit (PostgreSQL; SQLite's
-    # BEGIN IMMEDIATE serialises them already).
-    partner = get_or_404(session, StandPartner, partner_id, "partner", for_update=True)
-    if partner.status in (PartnerStatus.ENDED, PartnerStatus.SUSPENDED):
-        raise ValidationError(
-            f"{partner.name} is {partner.status.value}; no stands can be added.", field="partner_id"
-        )
+    partner = partner_for_new_stand(session, partner_id)
     package = session.get_one(Package, partner.package_id)
     return _create_stand(session, actor, partner, package, stand, stand_id, to_time(now))

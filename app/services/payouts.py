@@ -170,19 +170,33 @@ def compute_payouts(
     return results
 
 
+def check_schedule(payout: Payout, pay_on: date, at: datetime) -> None:
+    """Only a draft can be scheduled, and not for a day already past at ``at``."""
+    if payout.status != PayoutStatus.DRAFT:
+        raise InvalidTransition(
+            f"This payout is {payout.status.value}; only a draft can be scheduled.", field="status"
+        )
+    if pay_on < local_date(at):
+        raise ValidationError("The payment date is in the past.", field="pay_on")
+
+
+def check_payable(payout: Payout) -> None:
+    """Only a scheduled payout can be paid."""
+    if payout.status != PayoutStatus.SCHEDULED:
+        raise InvalidTransition(
+            f"This payout is {payout.status.value}; only a scheduled payout can be paid.",
+            field="status",
+        )
+
+
 @transactional
 def schedule_payout(
     session: Session, actor: Actor, payout_id: str, pay_on: date, *, now: datetime | None = None
 ) -> PayoutResult:
     actor.require(MANAGERS, "schedule payouts")
     payout = get_or_404(session, Payout, payout_id, "payout")
-    if payout.status != PayoutStatus.DRAFT:
-        raise InvalidTransition(
-            f"This payout is {payout.status.value}; only a draft can be scheduled.", field="status"
-        )
     at = to_time(now)
-    if pay_on < local_date(at):
-        raise ValidationError("The payment date is in the past.", field="pay_on")
+    check_schedule(payout, pay_on, at)
     payout.status, payout.scheduled_for, payout.updated_at = PayoutStatus.SCHEDULED, pay_on, at
     session.flush()
     record_op(
@@ -206,11 +220,7 @@ def mark_payout_paid(
 ) -> PayoutResult:
     actor.require(MANAGERS, "mark payouts as paid")
     payout = get_or_404(session, Payout, payout_id, "payout")
-    if payout.status != PayoutStatus.SCHEDULED:
-        raise InvalidTransition(
-            f"This payout is {payout.status.value}; only a scheduled payout can be paid.",
-            field="status",
-        )
+    check_payable(payout)
     at = to_time(now)
     payout.status, payout.paid_at, payout.updated_at = PayoutStatus.PAID, at, at
     payout.payment_reference = optional_text(

@@ -125,6 +125,15 @@ TRANSITIONS: dict[RefillAction, Transition] = {
         ),
     )
 }
+#: The who-and-when columns each transition stamps when the refill reaches its target.
+STAMPS: dict[RefillAction, tuple[str, str]] = {
+    RefillAction.APPROVE: ("approved_by", "approved_at"),
+    RefillAction.SCHEDULE: ("scheduled_by", "scheduled_at"),
+    RefillAction.DELIVER: ("delivered_by", "delivered_at"),
+    RefillAction.CONFIRM: ("confirmed_by", "confirmed_at"),
+    RefillAction.REJECT: ("closed_by", "closed_at"),
+    RefillAction.CANCEL: ("closed_by", "closed_at"),
+}
 OPEN_STATES = (
     RefillStatus.REQUESTED,
     RefillStatus.APPROVED,
@@ -271,15 +280,20 @@ def _event(
     actor: Actor,
     at: datetime,
     detail: Mapping[str, object],
+    *,
+    event_id: str | None = None,
+    to_status: RefillStatus | None = None,
 ) -> str:
-    eid = new_id()
+    """Append the refill's event (``to_status``: the refill's status unless given; an op
+    writer passes the payload's event id and target)."""
+    eid = event_id or new_id()
     session.add(
         StandRefillEvent(
             id=eid,
             refill_id=refill.id,
             action=action,
             from_status=from_status,
-            to_status=refill.status,
+            to_status=refill.status if to_status is None else to_status,
             actor=actor.user,
             role=actor.role.value,
             occurred_at=at,
@@ -460,25 +474,7 @@ def add_refill_line(
     The fact is a ``request`` event from requested to requested, with the line added."""
     actor.require(STAFF, "add to refills")
     refill = get_or_404(session, StandRefillOrder, refill_id, "refill", for_update=True)
-    if refill.status != RefillStatus.REQUESTED:
-        raise InvalidTransition(
-            f"This refill is {refill.status.value}; products can only be added while it is "
-            "requested.",
-            field="status",
-        )
-    stand = session.get_one(StandLocation, refill.stand_id)
-    item_product = resolve_product(session, product, field="product")
-    carried = session.scalar(
-        select(StandInventory.id).where(
-            StandInventory.stand_id == stand.id, StandInventory.product_id == item_product.id
-        )
-    )
-    if carried is None:
-        raise ValidationError(
-            f"{item_product.name} is not carried at {stand.name}.", field="product"
-        )
-    if any(i.product_id == item_product.id for i in refill.items):
-        raise ValidationError(f"{item_product.name} is already on this refill.", field="product")
+    item_product = addable_product(session, refill, product)
     qty = to_int(
         quantity, "quantity", f"Quantity of {item_product.name}", minimum=1, maximum=MAX_QTY
     )
@@ -520,6 +516,31 @@ def add_refill_line(
     return _result(session, refill)
 
 
+def addable_product(session: Session, refill: StandRefillOrder, product: str) -> Product:
+    """The product (id, SKU or barcode) to add to ``refill``: refused unless the refill is
+    still requested, the stand carries the product and the refill does not have it yet."""
+    if refill.status != RefillStatus.REQUESTED:
+        raise InvalidTransition(
+            f"This refill is {refill.status.value}; products can only be added while it is "
+            "requested.",
+            field="status",
+        )
+    stand = session.get_one(StandLocation, refill.stand_id)
+    item_product = resolve_product(session, product, field="product")
+    carried = session.scalar(
+        select(StandInventory.id).where(
+            StandInventory.stand_id == stand.id, StandInventory.product_id == item_product.id
+        )
+    )
+    if carried is None:
+        raise ValidationError(
+            f"{item_product.name} is not carried at {stand.name}.", field="product"
+        )
+    if any(i.product_id == item_product.id for i in refill.items):
+        raise ValidationError(f"{item_product.name} is already on this refill.", field="product")
+    return item_product
+
+
 def _close_insight(
     session: Session, actor: Actor, insight_id: str, stand_id: str, at: datetime
 ) -> None:
@@ -545,13 +566,9 @@ def approve_refill(
     """Approve as requested, or with other quantities per product: fewer (partial
     approval), none for a product, or more than asked where the manager knows better."""
     refill, _ = _load_for(session, actor, refill_id, RefillAction.APPROVE)
-    approved = _parse_quantities(session, refill, quantities or {}, "Approved")
+    approved = approved_quantities(session, refill, quantities or {})
     for item in refill.items:
-        item.approved_qty = approved.get(item.product_id, item.requested_qty)
-    if all(i.approved_qty == 0 for i in refill.items):
-        raise ValidationError(
-            "Nothing would be approved; reject the refill instead.", field="quantities"
-        )
+        item.approved_qty = approved[item.product_id]
     return _step(
         session,
         actor,
@@ -560,6 +577,20 @@ def approve_refill(
         now,
         {"approved": {i.product_id: i.approved_qty for i in refill.items}},
     )
+
+
+def approved_quantities(
+    session: Session, refill: StandRefillOrder, quantities: Mapping[str, object]
+) -> dict[str, int]:
+    """The approved units of every line of ``refill`` by product id: as given in
+    ``quantities`` (keyed by product id, SKU or barcode), else as requested."""
+    given = _parse_quantities(session, refill, quantities, "Approved")
+    approved = {i.product_id: given.get(i.product_id, i.requested_qty) for i in refill.items}
+    if not any(approved.values()):
+        raise ValidationError(
+            "Nothing would be approved; reject the refill instead.", field="quantities"
+        )
+    return approved
 
 
 @transactional
@@ -616,38 +647,11 @@ def deliver_refill(
     refill, _ = _load_for(session, actor, refill_id, RefillAction.DELIVER)
     this = _parse_quantities(session, refill, quantities or {}, "Delivered")
     at = to_time(now)
-    before = {i.product_id: i.delivered_qty or 0 for i in refill.items}
-    delivered: dict[str, int] = {}
-    for item in refill.items:
-        approved = item.approved_qty or 0
-        prior = before[item.product_id]
-        qty = this.get(item.product_id, max(approved - prior, 0))
-        if prior + qty > approved:
-            product = session.get_one(Product, item.product_id)
-            raise ValidationError(
-                f"{qty} {product.name} delivered but only {approved} approved."
-                if not prior
-                else f"{prior + qty} {product.name} delivered in total but only {approved} "
-                f"approved ({prior} arrived before).",
-                field=f"qty:{item.product_id}",
-            )
-        delivered[item.product_id] = qty
-    complete = all(
-        before[i.product_id] + delivered[i.product_id] >= (i.approved_qty or 0)
-        for i in refill.items
-    )
-    final = complete or not more_to_come
-    if not any(delivered.values()) and (not final or not any(before.values())):
-        raise ValidationError(
-            "Nothing is in this delivery; enter the units that arrived."
-            if any(before.values())
-            else "Nothing was delivered; cancel the refill instead.",
-            field="quantities",
-        )
+    delivered, final = plan_delivery(session, refill, this, more_to_come=more_to_come)
     movements = {}
     for item in refill.items:
         qty = delivered[item.product_id]
-        item.delivered_qty = before[item.product_id] + qty
+        item.delivered_qty = (item.delivered_qty or 0) + qty
         if qty:
             mid = new_id()
             post_movement(
@@ -681,6 +685,43 @@ def deliver_refill(
     )
 
 
+def plan_delivery(
+    session: Session, refill: StandRefillOrder, this: Mapping[str, int], *, more_to_come: bool
+) -> tuple[dict[str, int], bool]:
+    """The units of this delivery of ``refill`` per product id (``this``, else all that is
+    left of the approval) and whether it is the last one; refused over the approval, or when
+    it brings nothing and is not the last part of a refill that already had some."""
+    before = {i.product_id: i.delivered_qty or 0 for i in refill.items}
+    delivered: dict[str, int] = {}
+    for item in refill.items:
+        approved = item.approved_qty or 0
+        prior = before[item.product_id]
+        qty = this.get(item.product_id, max(approved - prior, 0))
+        if prior + qty > approved:
+            product = session.get_one(Product, item.product_id)
+            raise ValidationError(
+                f"{qty} {product.name} delivered but only {approved} approved."
+                if not prior
+                else f"{prior + qty} {product.name} delivered in total but only {approved} "
+                f"approved ({prior} arrived before).",
+                field=f"qty:{item.product_id}",
+            )
+        delivered[item.product_id] = qty
+    complete = all(
+        before[i.product_id] + delivered[i.product_id] >= (i.approved_qty or 0)
+        for i in refill.items
+    )
+    final = complete or not more_to_come
+    if not any(delivered.values()) and (not final or not any(before.values())):
+        raise ValidationError(
+            "Nothing is in this delivery; enter the units that arrived."
+            if any(before.values())
+            else "Nothing was delivered; cancel the refill instead.",
+            field="quantities",
+        )
+    return delivered, final
+
+
 @transactional
 def confirm_refill(
     session: Session,
@@ -693,38 +734,57 @@ def confirm_refill(
     """The partner confirms what they received. A difference from the delivered quantity
     opens a discrepancy (stock is not changed silently)."""
     refill, _ = _load_for(session, actor, refill_id, RefillAction.CONFIRM)
-    got = _parse_quantities(session, refill, received or {}, "Received")
+    got = received_quantities(session, refill, received or {})
     at = to_time(now)
     discrepancies: dict[str, str] = {}
     for item in refill.items:
-        delivered = item.delivered_qty or 0
-        item.received_qty = got.get(item.product_id, delivered)
-        if item.received_qty != delivered:
-            did = new_id()
-            session.add(
-                RefillDiscrepancy(
-                    id=did,
-                    refill_id=refill.id,
-                    stand_id=refill.stand_id,
-                    product_id=item.product_id,
-                    delivered_qty=delivered,
-                    received_qty=item.received_qty,
-                    created_at=at,
-                )
-            )
-            discrepancies[item.product_id] = did
+        item.received_qty = got[item.product_id]
+        if item.received_qty != (item.delivered_qty or 0):
+            discrepancies[item.product_id] = add_discrepancy(session, refill, item, at)
     return _step(
         session,
         actor,
         refill,
         RefillAction.CONFIRM,
-        now,
+        at,
         {
             "received": {i.product_id: i.received_qty for i in refill.items},
             "discrepancies": discrepancies,
         },
         tuple(discrepancies.values()),
     )
+
+
+def received_quantities(
+    session: Session, refill: StandRefillOrder, received: Mapping[str, object]
+) -> dict[str, int]:
+    """The received units of every line of ``refill`` by product id: as given in
+    ``received`` (keyed by product id, SKU or barcode), else as delivered."""
+    got = _parse_quantities(session, refill, received, "Received")
+    return {i.product_id: got.get(i.product_id, i.delivered_qty or 0) for i in refill.items}
+
+
+def add_discrepancy(
+    session: Session,
+    refill: StandRefillOrder,
+    item: StandRefillOrderItem,
+    at: datetime,
+    discrepancy_id: str | None = None,
+) -> str:
+    """Open a discrepancy for ``item``: received (as set on the line) against delivered."""
+    did = discrepancy_id or new_id()
+    session.add(
+        RefillDiscrepancy(
+            id=did,
+            refill_id=refill.id,
+            stand_id=refill.stand_id,
+            product_id=item.product_id,
+            delivered_qty=item.delivered_qty or 0,
+            received_qty=item.received_qty or 0,
+            created_at=at,
+        )
+    )
+    return did
 
 
 @transactional
@@ -742,6 +802,14 @@ def cancel_refill(
 ) -> RefillResult:
     """Cancel an open refill. A rep may cancel only the refills they requested."""
     refill, _ = _load_for(session, actor, refill_id, RefillAction.CANCEL)
+    check_cancel(refill, actor)
+    refill.close_reason = require_text(reason, "reason", "Reason", max_len=500)
+    return _step(session, actor, refill, RefillAction.CANCEL, now, {"reason": refill.close_reason})
+
+
+def check_cancel(refill: StandRefillOrder, actor: Actor) -> None:
+    """What cancelling needs beyond the lifecycle: a rep cancels only their own requests,
+    and a refill with units delivered cannot be cancelled."""
     if actor.role == Role.REP and refill.requested_by != actor.user:
         raise PermissionDenied("A rep may cancel only the refills they requested.")
     if any(i.delivered_qty for i in refill.items):
@@ -751,8 +819,6 @@ def cancel_refill(
             "of cancelling (with 0 units if nothing more is coming).",
             field="status",
         )
-    refill.close_reason = require_text(reason, "reason", "Reason", max_len=500)
-    return _step(session, actor, refill, RefillAction.CANCEL, now, {"reason": refill.close_reason})
 
 
 def _step(
@@ -776,14 +842,7 @@ def _step(
     before = refill.status
     target = TRANSITIONS[action].to_state
     refill.status = target if to_state is None else to_state
-    stamp = {
-        RefillAction.APPROVE: ("approved_by", "approved_at"),
-        RefillAction.SCHEDULE: ("scheduled_by", "scheduled_at"),
-        RefillAction.DELIVER: ("delivered_by", "delivered_at"),
-        RefillAction.CONFIRM: ("confirmed_by", "confirmed_at"),
-        RefillAction.REJECT: ("closed_by", "closed_at"),
-        RefillAction.CANCEL: ("closed_by", "closed_at"),
-    }[action]
+    stamp = STAMPS[action]
     if refill.status == target:
         setattr(refill, stamp[0], actor.user)
         setattr(refill, stamp[1], at)
@@ -821,10 +880,9 @@ def resolve_discrepancy(
     """Close a discrepancy. Accepting the partner's received figure posts a correction
     movement (received - delivered); keeping the delivered figure changes no stock."""
     actor.require(MANAGERS, "resolve delivery discrepancies")
-    disc = get_or_404(session, RefillDiscrepancy, discrepancy_id, "discrepancy")
-    if disc.status != DiscrepancyStatus.OPEN:
-        raise InvalidTransition("This discrepancy is already resolved.", field="status")
+    disc = open_discrepancy(session, discrepancy_id)
     at = to_time(now)
+    note = optional_text(note, "note", "Note", max_len=500)
     movement_id = None
     diff = disc.received_qty - disc.delivered_qty
     if accept_received and diff:
@@ -846,7 +904,7 @@ def resolve_discrepancy(
         DiscrepancyStatus.ACCEPTED_RECEIVED if accept_received else DiscrepancyStatus.KEPT_DELIVERED
     )
     disc.resolved_by, disc.resolved_at = actor.user, at
-    disc.resolution_note = optional_text(note, "note", "Note", max_len=500)
+    disc.resolution_note = note
     session.flush()
     record_op(
         session,
@@ -862,3 +920,11 @@ def resolve_discrepancy(
         actor,
     )
     return DiscrepancyResult(disc.id, disc.status, movement_id)
+
+
+def open_discrepancy(session: Session, discrepancy_id: str) -> RefillDiscrepancy:
+    """The discrepancy, refused when it is already resolved."""
+    disc = get_or_404(session, RefillDiscrepancy, discrepancy_id, "discrepancy")
+    if disc.status != DiscrepancyStatus.OPEN:
+        raise InvalidTransition("This discrepancy is already resolved.", field="status")
+    return disc

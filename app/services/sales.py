@@ -16,7 +16,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.errors import InvalidTransition, ValidationError
+from app.errors import DomainError, InvalidTransition, ValidationError
 from app.ids import new_id
 from app.models import (
     LoyaltyKind,
@@ -51,6 +51,8 @@ from app.services.loyalty import add_entry
 from app.services.onboarding import resolve_product
 
 MAX_LINE_QTY = 10_000
+#: The note of the ledger entry that takes back a voided sale's points.
+VOID_POINTS_NOTE = "Sale voided"
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,27 @@ def _result_for_existing(session: Session, order: StandOrder, duplicate: bool) -
     )
 
 
+def order_id_used(order_id: str, error: type[DomainError] = ValidationError) -> DomainError:
+    """The refusal of an order id that another record already uses."""
+    return error(f"Order id {order_id} is already used by another record.", field="order_id")
+
+
+def voidable_order(session: Session, order_id: str, at: datetime) -> StandOrder:
+    """The sale ``order_id``, if a void dated ``at`` may undo it: it is a sale, not voided
+    yet, and not dated after the void."""
+    order = get_or_404(session, StandOrder, order_id, "order")
+    if order.kind != OrderKind.SALE:
+        raise InvalidTransition("A void cannot itself be voided.", field="order_id")
+    already = session.scalar(select(StandOrder.id).where(StandOrder.voided_order_id == order.id))
+    if already is not None:
+        raise InvalidTransition("This sale has already been voided.", field="order_id")
+    if at < order.occurred_at:
+        raise ValidationError(
+            "A void cannot be dated before the sale it undoes.", field="occurred_at"
+        )
+    return order
+
+
 @transactional
 def record_sale(
     session: Session,
@@ -120,9 +143,7 @@ def record_sale(
     existing = session.get(StandOrder, oid)
     if existing is not None:
         if existing.stand_id != stand_id or existing.kind != OrderKind.SALE:
-            raise ValidationError(
-                f"Order id {oid} is already used by another record.", field="order_id"
-            )
+            raise order_id_used(oid)
         return _result_for_existing(session, existing, duplicate=True)
     stand = open_stand(session, stand_id)
     if stand.status != StandStatus.ACTIVE:
@@ -318,17 +339,8 @@ def void_sale(
 ) -> VoidResult:
     """Void a sale with a compensating order: negated lines, stock back, points reversed."""
     actor.require(STAFF, "void sales")
-    order = get_or_404(session, StandOrder, order_id, "order")
-    if order.kind != OrderKind.SALE:
-        raise InvalidTransition("A void cannot itself be voided.", field="order_id")
-    already = session.scalar(select(StandOrder.id).where(StandOrder.voided_order_id == order.id))
-    if already is not None:
-        raise InvalidTransition("This sale has already been voided.", field="order_id")
     at = to_time(occurred_at)
-    if at < order.occurred_at:
-        raise ValidationError(
-            "A void cannot be dated before the sale it undoes.", field="occurred_at"
-        )
+    order = voidable_order(session, order_id, at)
     vid = unused_id(session, StandOrder, void_id, "void_id", "order")
     text = optional_text(reason, "reason", "Reason", max_len=500)
     void = StandOrder(
@@ -397,7 +409,7 @@ def void_sale(
             actor=actor,
             ref_type="stand_order",
             ref_id=vid,
-            note="Sale voided",
+            note=VOID_POINTS_NOTE,
             entry_id=ledger_id,
         )
     session.flush()

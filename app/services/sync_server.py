@@ -282,6 +282,7 @@ def push(
             received.reason, received.reason_code, received.field = reason, code, fld
             received.amended = False
             session.add(received)
+            session.flush()  # the dead letter refers to it
             session.add(
                 SyncDeadLetter(
                     op_id=op.op_id,

@@ -1,0 +1,107 @@
+"""Several devices working offline on the same stands, then syncing in every order, through
+the real client, a real socket and the real server: afterwards the server and every device
+hold the same rows (ids included), every cached stock level equals its movements, and the
+server holds every op exactly once.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from app.models import ChangeLog, OpStatus, Role, SyncDeadLetter, SyncReceivedOp
+from app.services import inventory, refills, sales, sync_device
+from app.services.base import Actor
+from tests.sync.conftest import Live
+from tests.sync.devices import Device, converged, make_device
+
+ANNA = Actor("rep.anna", Role.REP)
+MGR = Actor("mgr.north", Role.MANAGER)
+ADMIN = Actor("admin", Role.ADMIN)
+
+
+@pytest.fixture
+def fleet(live: Live, tmp_path: Path) -> Iterator[dict[str, Device]]:
+    devices = {
+        "anna1": make_device(
+            live.factory, live.url, tmp_path, "anna1", ANNA, live.world.token["rep.anna"]
+        ),
+        "anna2": make_device(
+            live.factory, live.url, tmp_path, "anna2", ANNA, live.world.token["rep.anna"]
+        ),
+        "mgr": make_device(
+            live.factory, live.url, tmp_path, "mgr", MGR, live.world.token["mgr.north"]
+        ),
+    }
+    yield devices
+    for d in devices.values():
+        d.close()
+
+
+def _carried(live: Live, stand: str) -> list[str]:
+    with live.factory() as s, s.begin():
+        from app.models import StandInventory
+
+        return list(
+            s.scalars(
+                select(StandInventory.product_id)
+                .where(StandInventory.stand_id == live.world.stand[stand])
+                .order_by(StandInventory.product_id)
+            )
+        )
+
+
+def _offline_work(live: Live, fleet: dict[str, Device]) -> None:
+    kiosk_a, kiosk_b = live.world.stand["North Kiosk A"], live.world.stand["North Kiosk B"]
+    a_skus, b_skus = _carried(live, "North Kiosk A"), _carried(live, "North Kiosk B")
+    anna1, anna2, mgr = fleet["anna1"], fleet["anna2"], fleet["mgr"]
+    with anna1.factory() as s:
+        sales.record_sale(s, ANNA, kiosk_a, [sales.SaleLine(a_skus[0], 2)], "cash")
+        sales.record_sale(s, ANNA, kiosk_b, [sales.SaleLine(b_skus[0], 1)], "card")
+        inventory.record_count(s, ANNA, kiosk_a, {a_skus[1]: 3})
+        refills.request_refill(s, ANNA, kiosk_b, {b_skus[1]: 4})
+    with anna2.factory() as s:
+        sales.record_sale(
+            s, ANNA, kiosk_a, [sales.SaleLine(a_skus[0], 1), sales.SaleLine(a_skus[1], 1)], "cash"
+        )
+        inventory.record_count(s, ANNA, kiosk_b, {b_skus[0]: 7})
+    with mgr.factory() as s:
+        sales.record_sale(s, MGR, kiosk_a, [sales.SaleLine(a_skus[1], 2)], "qr")
+        refills.approve_refill(s, MGR, live.world.open_refill["North Kiosk A"])
+
+
+def _assert_exactly_once(live: Live, devices: list[Device]) -> None:
+    device_ops = {o.op_id for d in devices for o in d.ops()}
+    with live.factory() as s, s.begin():
+        received = list(s.scalars(select(SyncReceivedOp.op_id)))
+        fed = list(
+            s.scalars(select(ChangeLog.op_id).where(ChangeLog.origin_device_id.is_not(None)))
+        )
+        dead = s.scalar(select(func.count()).select_from(SyncDeadLetter))
+    assert sorted(received) == sorted(device_ops)  # each once (op_id is the key)
+    assert sorted(fed) == sorted(device_ops)  # each applied once into the feed
+    assert dead == 0
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(["anna1", "anna2", "mgr"])))
+def test_three_devices_converge_in_every_order(
+    live: Live, fleet: dict[str, Device], order: tuple[str, ...]
+) -> None:
+    _offline_work(live, fleet)
+    for name in order:
+        result = fleet[name].sync()
+        assert result.complete, result.error
+    # A second pass brings every device the others' changes.
+    for name in order:
+        assert fleet[name].sync().complete
+    devices = list(fleet.values())
+    assert converged(live.factory, devices) == []
+    _assert_exactly_once(live, devices)
+    for d in devices:
+        with d.factory() as s, s.begin():
+            assert {o.status for o in d.ops()} == {OpStatus.APPLIED}
+            assert sync_device.status(s).unsent == 0

@@ -9,6 +9,7 @@ the real client over a real socket.
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from sqlalchemy import delete, select, update
 
 from app.db import SessionFactory, open_db
 from app.ids import new_id
-from app.models import ChangeLog, LocalDevice, OpStatus
+from app.models import Base, ChangeLog, LocalDevice, OpStatus
 from app.services import feed, inventory, sync_device
 from app.services.base import Actor
 from sync.client import RoundResult, SyncClient
@@ -68,19 +69,33 @@ def make_device(
     token: str,
 ) -> Device:
     path = folder / f"{name}.db"
-    src = server_db_path(server_factory)
-    # A consistent copy: SQLite's backup API through a fresh connection.
-    import sqlite3
-
-    with sqlite3.connect(src) as a, sqlite3.connect(path) as b:
-        a.backup(b)
-    factory = open_db(f"sqlite:///{path}", migrate=False)
+    engine = server_factory.kw["bind"]
+    if engine.dialect.name == "sqlite":
+        # A consistent copy: SQLite's backup API through a fresh connection.
+        with sqlite3.connect(server_db_path(server_factory)) as a, sqlite3.connect(path) as b:
+            a.backup(b)
+        factory = open_db(f"sqlite:///{path}", migrate=False)
+    else:
+        factory = open_db(f"sqlite:///{path}")
+        _copy_tables(server_factory, factory)
     with factory() as s, s.begin():
         head = feed.head(s)
         s.execute(delete(ChangeLog))
         s.execute(update(LocalDevice).values(id=new_id(), last_seq=0, name=name))
         sync_device.state(s).cursor = head
     return Device(name, factory, actor, token, server_url)
+
+
+def _copy_tables(source: SessionFactory, target: SessionFactory) -> None:
+    """Every row of the server's database into the device's, in one read transaction."""
+    with source() as src, src.begin(), target() as dst, dst.begin():
+        for table in Base.metadata.sorted_tables:
+            if table.name in ("local_device", "sync_state", "change_log"):
+                continue
+            rows = [dict(r) for r in src.execute(select(table)).mappings()]
+            if rows:
+                dst.execute(table.insert(), rows)
+        dst.execute(update(LocalDevice).values(last_seq=feed.head(src)))
 
 
 def converged(server_factory: SessionFactory, devices: list[Device]) -> list[str]:

@@ -23,19 +23,20 @@ MGR = Actor("mgr.north", Role.MANAGER)
 ADMIN = Actor("admin", Role.ADMIN)
 
 
-def make_fleet(live: Live, tmp_path: Path) -> dict[str, Device]:
-    # A refill waiting for approval (the PostgreSQL world is shared by the module's tests).
+def make_fleet(live: Live, tmp_path: Path) -> tuple[dict[str, Device], str]:
+    # A refill waiting for approval, made here: the world object is shared by every test.
     with live.factory() as s:
         kiosk_a = live.world.stand["North Kiosk A"]
-        live.world.open_refill["North Kiosk A"] = refills.request_refill(
+        refill_id = refills.request_refill(
             s, ADMIN, kiosk_a, {_carried(live, "North Kiosk A")[0]: 5}
         ).refill_id
     token = live.world.token
-    return {
+    devices = {
         "anna1": make_device(live.factory, live.url, tmp_path, "anna1", ANNA, token["rep.anna"]),
         "anna2": make_device(live.factory, live.url, tmp_path, "anna2", ANNA, token["rep.anna"]),
         "mgr": make_device(live.factory, live.url, tmp_path, "mgr", MGR, token["mgr.north"]),
     }
+    return devices, refill_id
 
 
 def _carried(live: Live, stand: str) -> list[str]:
@@ -51,7 +52,7 @@ def _carried(live: Live, stand: str) -> list[str]:
         )
 
 
-def _offline_work(live: Live, fleet: dict[str, Device]) -> None:
+def _offline_work(live: Live, fleet: dict[str, Device], refill_id: str) -> None:
     kiosk_a, kiosk_b = live.world.stand["North Kiosk A"], live.world.stand["North Kiosk B"]
     a_skus, b_skus = _carried(live, "North Kiosk A"), _carried(live, "North Kiosk B")
     anna1, anna2, mgr = fleet["anna1"], fleet["anna2"], fleet["mgr"]
@@ -67,7 +68,7 @@ def _offline_work(live: Live, fleet: dict[str, Device]) -> None:
         inventory.record_count(s, ANNA, kiosk_b, {b_skus[0]: 7})
     with mgr.factory() as s:
         sales.record_sale(s, MGR, kiosk_a, [sales.SaleLine(a_skus[1], 2)], "qr")
-        refills.approve_refill(s, MGR, live.world.open_refill["North Kiosk A"])
+        refills.approve_refill(s, MGR, refill_id)
 
 
 def _assert_exactly_once(live: Live, devices: list[Device]) -> None:
@@ -96,16 +97,18 @@ def test_three_devices_converge_in_every_order(
     backend: str, order: tuple[str, ...], request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     live: Live = request.getfixturevalue("live" if backend == "sqlite" else "pg_live")
-    fleet = make_fleet(live, tmp_path)
+    fleet, refill_id = make_fleet(live, tmp_path)
     try:
-        _check_round_trip(live, fleet, order)
+        _check_round_trip(live, fleet, refill_id, order)
     finally:
         for d in fleet.values():
             d.close()
 
 
-def _check_round_trip(live: Live, fleet: dict[str, Device], order: tuple[str, ...]) -> None:
-    _offline_work(live, fleet)
+def _check_round_trip(
+    live: Live, fleet: dict[str, Device], refill_id: str, order: tuple[str, ...]
+) -> None:
+    _offline_work(live, fleet, refill_id)
     for name in order:
         result = fleet[name].sync()
         assert result.complete, result.error

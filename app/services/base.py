@@ -112,21 +112,21 @@ def record_op(
     The counter row is updated in the caller's write transaction, which serialises writers
     (SQLite's write lock, PostgreSQL's row lock), so sequences have no gaps or repeats.
     """
+    op = ChangeLog(
+        op_id=new_id(),
+        op_type=op_type,
+        entity_id=entity_id,
+        payload=to_json(payload),
+        schema_version=SCHEMA_VERSION,
+        actor=actor.user if actor else None,
+        actor_role=actor.role.value if actor else None,
+        base_seq=0,
+        created_at=utcnow(),
+    )
     if session.info.get(FEED_FLAG):
         # A server database: the op becomes a feed row, numbered at commit.
         from app.services import feed
 
-        op = ChangeLog(
-            op_id=new_id(),
-            op_type=op_type,
-            entity_id=entity_id,
-            payload=to_json(payload),
-            schema_version=SCHEMA_VERSION,
-            actor=actor.user if actor else None,
-            actor_role=actor.role.value if actor else None,
-            base_seq=0,
-            created_at=utcnow(),
-        )
         feed.buffer(session, op)
         return op
     row = session.execute(
@@ -136,27 +136,14 @@ def record_op(
     ).one_or_none()
     if row is None:
         raise RuntimeError("this database has no device id; open it with app.db.open_db")
-    device_id, seq = row
+    op.device_id, op.device_seq = row
     # What the writer had seen: the feed cursor of its last applied pull page, and its oldest
     # own op still waiting for the server's answer (this one when none is).
-    base_seq = session.scalar(select(SyncState.cursor).where(SyncState.id == 1)) or 0
+    op.base_seq = session.scalar(select(SyncState.cursor).where(SyncState.id == 1)) or 0
     pending_from = session.scalar(
         select(func.min(ChangeLog.device_seq)).where(ChangeLog.status == OpStatus.PENDING)
     )
-    op = ChangeLog(
-        op_id=new_id(),
-        device_id=device_id,
-        device_seq=seq,
-        op_type=op_type,
-        entity_id=entity_id,
-        payload=to_json(payload),
-        schema_version=SCHEMA_VERSION,
-        actor=actor.user if actor else None,
-        actor_role=actor.role.value if actor else None,
-        base_seq=base_seq,
-        pending_from_seq=pending_from if pending_from is not None else seq,
-        created_at=utcnow(),
-    )
+    op.pending_from_seq = pending_from if pending_from is not None else op.device_seq
     session.add(op)
     return op
 

@@ -59,11 +59,6 @@ def buffer(session: Session, op: ChangeLog, *, stamp: list[Any] | None = None) -
     session.info.setdefault(_BUFFER, []).append(_Buffered(op, transaction, stamp or []))
 
 
-def pending(session: Session) -> int:
-    """How many ops this transaction has buffered so far."""
-    return len(session.info.get(_BUFFER, ()))
-
-
 def _within(transaction: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
     while transaction is not None:
         if transaction is ancestor:

@@ -327,6 +327,24 @@ def record_sale(
     return SaleResult(oid, stand.id, total, points, tuple(oversold), stock)
 
 
+def void_order_row(order: StandOrder, void_id: str, at: datetime, actor: str | None) -> StandOrder:
+    """The compensating order that voids ``order`` (its lines are added separately)."""
+    return StandOrder(
+        id=void_id,
+        stand_id=order.stand_id,
+        partner_id=order.partner_id,
+        kind=OrderKind.VOID,
+        voided_order_id=order.id,
+        occurred_at=at,
+        payment_method=order.payment_method,
+        currency=order.currency,
+        total=-order.total,
+        points_earned=-order.points_earned,
+        actor=actor,
+        created_at=at,
+    )
+
+
 @transactional
 def void_sale(
     session: Session,
@@ -343,20 +361,7 @@ def void_sale(
     order = voidable_order(session, order_id, at)
     vid = unused_id(session, StandOrder, void_id, "void_id", "order")
     text = optional_text(reason, "reason", "Reason", max_len=500)
-    void = StandOrder(
-        id=vid,
-        stand_id=order.stand_id,
-        partner_id=order.partner_id,
-        kind=OrderKind.VOID,
-        voided_order_id=order.id,
-        occurred_at=at,
-        payment_method=order.payment_method,
-        currency=order.currency,
-        total=-order.total,
-        points_earned=-order.points_earned,
-        actor=actor.user,
-        created_at=at,
-    )
+    void = void_order_row(order, vid, at, actor.user)
     session.add(void)
     session.flush()
     items_payload = []

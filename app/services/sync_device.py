@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.clock import utcnow
@@ -85,10 +85,11 @@ def next_batch(
 
 
 def mark_attempt(session: Session, op_ids: Sequence[str]) -> None:
-    now = utcnow()
-    for op in session.scalars(select(ChangeLog).where(ChangeLog.op_id.in_(op_ids))):
-        op.attempts += 1
-        op.last_attempt_at = now
+    session.execute(
+        update(ChangeLog)
+        .where(ChangeLog.op_id.in_(op_ids))
+        .values(attempts=ChangeLog.attempts + 1, last_attempt_at=utcnow())
+    )
 
 
 @dataclass(frozen=True)

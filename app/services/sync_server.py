@@ -21,7 +21,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import InvalidOperation
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, and_, exists, not_, or_, select, true
 from sqlalchemy.orm import Session
@@ -73,13 +73,13 @@ class Answer:
 
     op_id: str
     device_seq: int
-    status: str  # applied | duplicate | rejected
+    status: Literal["applied", "duplicate", "rejected"]
     received: SyncReceivedOp
     payload: Mapping[str, Any] | None = None  # as applied, when amended
 
     @property
-    def outcome(self) -> str:
-        return self.received.status
+    def outcome(self) -> Literal["applied", "rejected"]:
+        return "rejected" if self.received.status == "rejected" else "applied"
 
 
 @dataclass
@@ -128,15 +128,7 @@ def _in_scope(
     if access.unrestricted:
         return True
     if stand_id is not None:
-        clause = access.stand_clause()
-        return (
-            session.scalar(
-                select(StandLocation.id).where(
-                    StandLocation.id == stand_id, true() if clause is None else clause
-                )
-            )
-            is not None
-        )
+        return access.sees_stand(session, stand_id)
     if partner_id is not None:
         clause = access.partner_clause()
         visible = session.scalar(

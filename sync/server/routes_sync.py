@@ -66,8 +66,8 @@ def push(
             p.OpResult(
                 op_id=a.op_id,
                 device_seq=a.device_seq,
-                status=a.status,  # type: ignore[arg-type]
-                outcome=a.outcome,  # type: ignore[arg-type]
+                status=a.status,
+                outcome=a.outcome,
                 server_seq=a.received.server_seq,
                 reason=a.received.reason,
                 code=a.received.reason_code,

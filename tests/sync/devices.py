@@ -8,10 +8,10 @@ the real client over a real socket.
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import delete, select, update
 
@@ -33,12 +33,12 @@ class Device:
     server_url: str
     clients: list[SyncClient] = field(default_factory=list)
 
-    def client(self, **kwargs: object) -> SyncClient:
-        c = SyncClient(self.factory, self.server_url, token=self.token, **kwargs)  # type: ignore[arg-type]
+    def client(self, **kwargs: Any) -> SyncClient:
+        c = SyncClient(self.factory, self.server_url, token=self.token, **kwargs)
         self.clients.append(c)
         return c
 
-    def sync(self, **kwargs: object) -> RoundResult:
+    def sync(self, **kwargs: Any) -> RoundResult:
         with self.client(**kwargs) as c:
             return c.round()
 
@@ -113,7 +113,3 @@ def converged(server_factory: SessionFactory, devices: list[Device]) -> list[str
         for m in inventory.verify_on_hand(s):
             problems.append(f"server: on_hand cache off: {m}")
     return problems
-
-
-def copy_file(src: Path, dest: Path) -> None:
-    shutil.copyfile(src, dest)

@@ -59,7 +59,13 @@ from app.services.apply import Op, OpClass, dec, spec, ts
 from app.services.base import STAFF, get_or_404, to_int, to_json, unused_id
 from app.services.inventory import MAX_QTY, check_levels, inventory_line, post_movement
 from app.services.loyalty import add_entry
-from app.services.sales import MAX_LINE_QTY, VOID_POINTS_NOTE, order_id_used, voidable_order
+from app.services.sales import (
+    MAX_LINE_QTY,
+    VOID_POINTS_NOTE,
+    order_id_used,
+    void_order_row,
+    voidable_order,
+)
 
 # --------------------------------------------------------------------------- shared
 
@@ -295,22 +301,7 @@ def write_void(session: Session, op: Op) -> None:
     at = ts(p["occurred_at"])
     actor = op.as_actor()
     reason = p.get("reason")
-    session.add(
-        StandOrder(
-            id=vid,
-            stand_id=order.stand_id,
-            partner_id=order.partner_id,
-            kind=OrderKind.VOID,
-            voided_order_id=order.id,
-            occurred_at=at,
-            payment_method=order.payment_method,
-            currency=order.currency,
-            total=-order.total,
-            points_earned=-order.points_earned,
-            actor=op.actor,
-            created_at=at,
-        )
-    )
+    session.add(void_order_row(order, vid, at, op.actor))
     session.flush()
     sold = {i.product_id: i for i in order.items}
     for item in p["items"]:

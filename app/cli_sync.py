@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -64,15 +63,10 @@ def cmd_sync(ctx: Context, args: argparse.Namespace) -> int:
 
     factory = ctx.backend.factory
     if args.export:
-        with factory() as s, s.begin():
-            rows = sync_device.unsent_and_rejected(s)
         path = Path(args.export)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, sort_keys=True) + "\n")
-        os.replace(tmp, path)
-        ctx.out(f"Wrote {len(rows)} unsent or rejected change(s) to {path}.")
+        with factory() as s, s.begin():
+            count = sync_device.write_export(s, str(path))
+        ctx.out(f"Wrote {count} unsent or rejected change(s) to {path}.")
         return 0
     if args.status:
         with factory() as s, s.begin():

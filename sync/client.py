@@ -19,9 +19,10 @@ keyring, or a file only the user can read) and is kept in memory only.
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -55,6 +56,8 @@ class RoundResult:
     pushed: int = 0
     rejected: int = 0
     pulled: int = 0
+    refreshed: int = 0
+    bootstrapped: int = 0
     complete: bool = False
     error: str | None = None
 
@@ -77,6 +80,7 @@ class SyncClient:
         transport: httpx.BaseTransport | None = None,
         push_batch: int = 500,
         page_size: int = 1000,
+        snapshot_page: int = 5000,
         max_attempts: int = 6,
         max_backoff: float = 300.0,
         sleep: Callable[[float], None] = time.sleep,
@@ -90,6 +94,7 @@ class SyncClient:
         self._token = token
         self.push_batch = push_batch
         self.page_size = page_size
+        self.snapshot_page = snapshot_page
         self.max_attempts = max_attempts
         self.max_backoff = max_backoff
         self.sleep = sleep
@@ -252,12 +257,137 @@ class SyncClient:
             if not page.more:
                 return applied
 
+    # ------------------------------------------------------------------ snapshots
+
+    def _stream(self, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """The messages of one snapshot request (NDJSON), opened with the usual retries.
+        A connection lost in the middle raises ``httpx.TransportError`` to the caller,
+        which resumes from what it has stored."""
+        path = f"{p.SYNC_PREFIX}/bootstrap"
+        attempt = 0
+        signed_in_again = False
+        while True:
+            headers = {"Authorization": f"Bearer {self._token or self._sign_in()}"}
+            request = self.http.build_request("GET", path, params=params, headers=headers)
+            try:
+                response = self.http.send(request, stream=True)
+            except (httpx.TransportError, httpx.TimeoutException) as exc:
+                attempt += 1
+                if attempt >= self.max_attempts:
+                    raise Offline(f"The server cannot be reached ({type(exc).__name__}).") from exc
+                self._back_off(attempt, None)
+                continue
+            if response.status_code == 401 and not signed_in_again and self.credentials:
+                response.close()
+                self._token, signed_in_again = None, True
+                continue
+            if response.status_code in RETRY_STATUSES:
+                response.close()
+                attempt += 1
+                if attempt >= self.max_attempts:
+                    raise Offline(
+                        f"The server is busy or failing (HTTP {response.status_code}).",
+                        status=response.status_code,
+                    )
+                self._back_off(attempt, response.headers.get("Retry-After"))
+                continue
+            if response.status_code >= 400:
+                response.read()
+                raise _refusal(response)
+            break
+        try:
+            for line in response.iter_lines():
+                if line:
+                    message = json.loads(line)
+                    if not isinstance(message, dict):
+                        raise SyncError("The server sent a damaged snapshot; try again later.")
+                    yield message
+        finally:
+            response.close()
+
+    def bootstrap(self) -> int:
+        """Download everything this device may see (a new device), page by page, each page
+        with its place in one local transaction, so an interrupted download resumes where
+        it stopped. Returns how many rows were written."""
+        written = 0
+        drops = 0
+        while True:
+            with self.factory() as s, s.begin():
+                progress = sync_device.bootstrap_progress(s)
+            params: dict[str, Any] = {"scope": "all", "limit": self.snapshot_page}
+            if progress.get("after_partner"):
+                params["after_partner"] = progress["after_partner"]
+            done = False
+            try:
+                for message in self._stream(params):
+                    if "snapshot_seq" in message:
+                        with self.factory() as s, s.begin():
+                            sync_device.note_snapshot(s, int(message["snapshot_seq"]))
+                    elif message.get("done"):
+                        done = True
+                    elif "partner_done" in message:
+                        with self.factory() as s, s.begin():
+                            sync_device.bootstrap_partner_done(s, str(message["partner_done"]))
+                        self.fault("after_partner_done")
+                    else:
+                        with self.factory() as s, s.begin():
+                            written += sync_device.apply_bootstrap_page(
+                                s, str(message["table"]), message["rows"]
+                            )
+                        self.fault("after_bootstrap_page")
+                        if self.on_progress:
+                            self.on_progress("bootstrap", written, 0)
+            except (httpx.TransportError, httpx.TimeoutException) as exc:
+                drops += 1
+                if drops >= self.max_attempts:
+                    raise Offline(
+                        f"The download keeps breaking off ({type(exc).__name__}); "
+                        "it resumes where it stopped next time."
+                    ) from exc
+                self._back_off(drops, None)
+                continue
+            if not done:
+                drops += 1
+                if drops >= self.max_attempts:
+                    raise Offline("The download keeps breaking off; it resumes next time.")
+                continue
+            with self.factory() as s, s.begin():
+                sync_device.finish_bootstrap(s)
+            return written
+
+    def refresh(self) -> int:
+        """Re-read the stands, partners, products and candidates that rejected or amended
+        changes touched, replacing the device's provisional rows by the server's. Raises
+        :class:`PushFirst` when the device wrote meanwhile. Returns how many were done."""
+        with self.factory() as s, s.begin():
+            targets = sync_device.pending_refreshes(s)
+        for target in targets:
+            pages: list[tuple[str, list[dict[str, Any]]]] = []
+            complete = False
+            for message in self._stream({"scope": target, "limit": self.snapshot_page}):
+                if message.get("done"):
+                    complete = True
+                elif "table" in message:
+                    pages.append((str(message["table"]), list(message["rows"])))
+            if not complete:
+                raise Offline("The server's answer broke off; trying again later.")
+            with self.factory() as s, s.begin():
+                if sync_device.apply_refresh(s, target, pages) is None:
+                    raise PushFirst()
+            self.fault("after_refresh")
+        return len(targets)
+
     # ------------------------------------------------------------------ round
 
     def round(self, *, push: bool = True, pull: bool = True) -> RoundResult:
         """Push, then pull; push again whenever the user wrote in between."""
         result = RoundResult()
         try:
+            if pull:
+                with self.factory() as s, s.begin():
+                    fresh = sync_device.needs_bootstrap(s)
+                if fresh:
+                    result.bootstrapped = self.bootstrap()
             for _ in range(20):
                 if push:
                     pushed, rejected = self.push()
@@ -266,6 +396,7 @@ class SyncClient:
                 if not pull:
                     break
                 try:
+                    result.refreshed += self.refresh()
                     result.pulled += self.pull()
                     break
                 except PushFirst:

@@ -44,6 +44,7 @@ from app.models.sync import (
     SyncDevice,
     SyncFieldHistory,
     SyncReceivedOp,
+    SyncRefresh,
     SyncReview,
     SyncState,
 )
@@ -98,6 +99,7 @@ __all__ = [
     "SyncDevice",
     "SyncFieldHistory",
     "SyncReceivedOp",
+    "SyncRefresh",
     "SyncReview",
     "SyncState",
 ]

@@ -31,6 +31,19 @@ class SyncState(Base):
     next_attempt_at: Mapped[datetime | None]
 
 
+class SyncRefresh(Base):
+    """On a device: a stand, partner, product or candidate to re-read from the server,
+    because the server rejected or amended a change of this device that touched it (its
+    provisional rows are replaced by the server's). Written with the answer, cleared when
+    the refresh is applied, so a kill in between loses nothing."""
+
+    __tablename__ = "sync_refresh"
+
+    target: Mapped[str] = mapped_column(String(80), primary_key=True)  # e.g. "stand:<id>"
+    op_id: Mapped[str] = mapped_column(ID)
+    created_at: Mapped[datetime] = created_at_col()
+
+
 class SyncDevice(Base):
     """On the server: a device that pushes, bound to the registration that may push for it."""
 

@@ -19,8 +19,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.clock import utcnow
-from app.models import ChangeLog, LocalDevice, OpStatus, SyncState
-from app.services import apply
+from app.models import ChangeLog, LocalDevice, OpStatus, SyncRefresh, SyncState
+from app.services import apply, snapshot
 from app.services.base import device_id
 
 #: What an op's outcome means for the device.
@@ -122,8 +122,143 @@ def store_answers(session: Session, answers: Iterable[Answer]) -> int:
         op.amended = a.amended
         op.acknowledged_at = now
         if a.amended and a.payload is not None:
+            if a.outcome != "rejected" and _held_for_review(a.payload):
+                op.status_reason = REVIEW_REASON
             _adopt_amended(session, op, a.payload)
+        if a.outcome == "rejected" or (
+            a.amended and apply.get_spec(op.op_type).op_class == apply.OpClass.FACT
+        ):
+            _ask_refresh(session, op)
     return rejected
+
+
+def refresh_targets_of(session: Session, op: ChangeLog) -> list[str]:
+    """What to re-read from the server after it rejected (or amended) ``op``: the stand and
+    partner it touched, or the product or candidate it is about."""
+    if op.op_type.startswith("product."):
+        return [f"product:{op.entity_id}"]
+    if op.op_type.startswith("expansion.candidate"):
+        payload = json.loads(op.payload)
+        cid = (payload.get("candidate") or {}).get("id") or payload.get("candidate_id")
+        return [f"candidate:{cid or op.entity_id}"]
+    if op.op_type.startswith("insight."):
+        return []  # the coach's advice is made on each device; the feed brings decisions
+    try:
+        stand_id, partner_id = apply.get_spec(op.op_type).scope(session, apply.Op.from_row(op))
+    except apply.UnknownOpType:
+        return []
+    out = []
+    if stand_id:
+        out.append(f"stand:{stand_id}")
+    if partner_id:
+        out.append(f"partner:{partner_id}")
+    return out
+
+
+def _ask_refresh(session: Session, op: ChangeLog) -> None:
+    for target in refresh_targets_of(session, op):
+        if session.get(SyncRefresh, target) is None:
+            session.add(SyncRefresh(target=target, op_id=op.op_id))
+    session.flush()
+
+
+#: Refreshes run children before parents: a stand's rows before its partner's, and both
+#: before the products and candidates they refer to.
+_REFRESH_ORDER = {"stand": 0, "candidate": 1, "partner": 2, "product": 3}
+
+
+def pending_refreshes(session: Session) -> list[str]:
+    targets = list(session.scalars(select(SyncRefresh.target)))
+    return sorted(targets, key=lambda t: (_REFRESH_ORDER.get(t.split(":", 1)[0], 9), t))
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    written: int
+    withdrawn: dict[str, int]
+
+
+def apply_refresh(
+    session: Session, target: str, pages: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]
+) -> RefreshResult | None:
+    """Replace the device's rows of ``target`` by the server's (``pages``: the whole scoped
+    snapshot, as (table, rows)) in the caller's transaction: upsert what the server holds,
+    withdraw the provisional rows it does not (a rejected change's), and set the stock
+    caches from the movements. Refuses (None) while own ops are unanswered: push first."""
+    if has_unanswered(session):
+        return None
+    parsed = snapshot.Target.parse(target)
+    seen: dict[str, set[str]] = {}
+    for name, rows in pages:
+        seen.setdefault(name, set()).update(str(r["id"]) for r in rows)
+    # Withdraw first: a provisional row may hold a unique value the server's row has too
+    # (two devices voiding one sale: one void per sale).
+    withdrawn = snapshot.withdraw(session, parsed, seen)
+    written = 0
+    for name, rows in pages:
+        written += snapshot.apply_rows(session, name, rows)
+    if parsed.kind == "stand" and parsed.id:
+        snapshot.recompute_on_hand(session, [parsed.id])
+    row = session.get(SyncRefresh, target)
+    if row is not None:
+        session.delete(row)
+    return RefreshResult(written, withdrawn)
+
+
+# ------------------------------------------------------------------ bootstrap
+
+
+def needs_bootstrap(session: Session) -> bool:
+    """A device that has never synced, or whose bootstrap was interrupted."""
+    sync = state(session)
+    return sync.bootstrap is not None or (sync.cursor == 0 and sync.last_ok_at is None)
+
+
+def bootstrap_progress(session: Session) -> dict[str, Any]:
+    """Where an unfinished bootstrap stands: {after_partner, snapshot_seq} (started now when
+    there is none)."""
+    sync = state(session)
+    if sync.bootstrap is None:
+        sync.bootstrap = json.dumps({"after_partner": None, "snapshot_seq": None})
+    progress: dict[str, Any] = json.loads(sync.bootstrap)
+    return progress
+
+
+def apply_bootstrap_page(session: Session, name: str, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Write one page of the snapshot (an upsert by id) in the caller's transaction."""
+    return snapshot.apply_rows(session, name, rows)
+
+
+def bootstrap_partner_done(session: Session, partner_id: str) -> None:
+    """A partner and everything of its stands are here: a resumed download starts after it."""
+    progress = bootstrap_progress(session)
+    progress["after_partner"] = partner_id
+    state(session).bootstrap = json.dumps(progress)
+
+
+def note_snapshot(session: Session, snapshot_seq: int) -> None:
+    """The stream's header: keep the oldest snapshot sequence of this bootstrap (after a
+    resume the rows come from two snapshots; pulling from the older one brings both up to
+    date)."""
+    progress = bootstrap_progress(session)
+    old = progress.get("snapshot_seq")
+    progress["snapshot_seq"] = snapshot_seq if old is None else min(int(old), snapshot_seq)
+    state(session).bootstrap = json.dumps(progress)
+
+
+def finish_bootstrap(session: Session) -> int:
+    """The whole snapshot is here: set the stock caches from the movements (the tables may
+    come from several snapshots) and start pulling from the oldest snapshot. Returns the
+    cursor."""
+    sync = state(session)
+    progress = bootstrap_progress(session)
+    snapshot.recompute_on_hand(session)
+    seq = int(progress.get("snapshot_seq") or 0)
+    # Replaying the feed from an older cursor is safe (writes are idempotent and set
+    # state); from a newer one it would skip changes.
+    sync.cursor = min(sync.cursor, seq) if sync.cursor else seq
+    sync.bootstrap = None
+    return sync.cursor
 
 
 def _adopt_amended(session: Session, op: ChangeLog, payload: Mapping[str, Any]) -> None:
@@ -133,6 +268,13 @@ def _adopt_amended(session: Session, op: ChangeLog, payload: Mapping[str, Any]) 
     spec = apply.get_spec(op.op_type)
     if spec.op_class != apply.OpClass.FACT:
         spec.write(session, replace(apply.Op.from_row(op), payload=dict(payload)))
+
+
+def _held_for_review(payload: Mapping[str, Any]) -> bool:
+    lines = payload.get("lines")
+    return isinstance(lines, list) and any(
+        isinstance(x, Mapping) and x.get("review") for x in lines
+    )
 
 
 def has_unanswered(session: Session) -> bool:
@@ -241,3 +383,140 @@ def unsent_and_rejected(session: Session) -> list[dict[str, Any]]:
         env["reason"] = row.status_reason
         out.append(env)
     return out
+
+
+#: How the Sync view names each kind of change (op type → words a rep knows).
+OP_LABELS: dict[str, str] = {
+    "sale.record": "Sale",
+    "sale.void": "Voided sale",
+    "count.record": "Stock count",
+    "stock.write_off": "Write-off",
+    "stock.return": "Return",
+    "stock.adjust": "Stock adjustment",
+    "inventory.set_levels": "Stock levels",
+    "refill.request": "Refill request",
+    "refill.add_line": "Product added to a refill",
+    "refill.approve": "Refill approval",
+    "refill.schedule": "Refill scheduling",
+    "refill.deliver": "Refill delivery",
+    "refill.confirm": "Refill confirmation",
+    "refill.reject": "Refill rejection",
+    "refill.cancel": "Refill cancellation",
+    "refill.resolve_discrepancy": "Refill discrepancy resolved",
+    "partner.onboard": "New partner",
+    "partner.activate": "Partner activation",
+    "partner.tier_change": "Loyalty tier change",
+    "stand.create": "New stand",
+    "loyalty.redeem": "Points redeemed",
+    "loyalty.adjust": "Points adjusted",
+    "loyalty.bonus": "Bonus points",
+    "loyalty.expire": "Points expired",
+    "product.add": "New product",
+    "product.update": "Product change",
+    "payout.compute": "Payout computed",
+    "payout.schedule": "Payout scheduled",
+    "payout.paid": "Payout paid",
+    "insight.acknowledge": "Coach advice acknowledged",
+    "insight.dismiss": "Coach advice dismissed",
+    "insight.done": "Coach advice done",
+    "expansion.candidate_add": "Expansion candidate",
+    "expansion.candidate_status": "Expansion candidate decision",
+}
+
+
+@dataclass(frozen=True)
+class SyncItem:
+    """One line of the Sync view."""
+
+    kind: str  # unsent | rejected | review
+    op_id: str
+    device_seq: int
+    op_type: str
+    label: str
+    created_at: datetime
+    stand_id: str | None
+    stand_name: str | None
+    reason: str | None
+    attempts: int
+
+
+REVIEW_REASON = (
+    "Held for review: another count of the same stand and product arrived at the same time, "
+    "so a manager decides which one stands. No stock was adjusted for it yet."
+)
+
+
+def items(session: Session, *, limit: int = 2000) -> list[SyncItem]:
+    """The Sync view's lists, oldest first: unsent changes (waiting for the server),
+    rejected ones (with the server's reason) and the ones the server holds for a manager's
+    review."""
+    from app.models import StandLocation
+
+    rows = session.scalars(
+        select(ChangeLog)
+        .where(
+            (ChangeLog.status.in_([OpStatus.PENDING, OpStatus.REJECTED]))
+            | ((ChangeLog.amended.is_(True)) & (ChangeLog.status_reason.is_not(None)))
+        )
+        .order_by(ChangeLog.device_seq)
+        .limit(limit)
+    ).all()
+    stand_ids: dict[str, str | None] = {}
+    for row in rows:
+        sid = json.loads(row.payload).get("stand_id")
+        if not isinstance(sid, str):
+            try:  # e.g. a refill step names only its refill: ask its op type
+                sid = apply.get_spec(row.op_type).scope(session, apply.Op.from_row(row))[0]
+            except Exception:  # an op this version cannot read: listed without a stand
+                sid = None
+        stand_ids[row.op_id] = sid
+    wanted = {s for s in stand_ids.values() if s}
+    names = (
+        dict(
+            session.execute(
+                select(StandLocation.id, StandLocation.name).where(StandLocation.id.in_(wanted))
+            ).all()
+        )
+        if wanted
+        else {}
+    )
+    out = []
+    for row in rows:
+        if row.status == OpStatus.PENDING:
+            kind = "unsent"
+        elif row.status == OpStatus.REJECTED:
+            kind = "rejected"
+        else:
+            kind = "review"
+        sid = stand_ids[row.op_id]
+        out.append(
+            SyncItem(
+                kind=kind,
+                op_id=row.op_id,
+                device_seq=row.device_seq,
+                op_type=row.op_type,
+                label=OP_LABELS.get(row.op_type, row.op_type),
+                created_at=row.created_at,
+                stand_id=sid,
+                stand_name=names.get(sid) if sid else None,
+                reason=row.status_reason,
+                attempts=row.attempts,
+            )
+        )
+    return out
+
+
+def write_export(session: Session, path: str) -> int:
+    """Write every unsent and rejected change to ``path`` (JSON lines, full envelopes),
+    through a temporary file so a crash never leaves half a backup. Returns the count."""
+    import os
+
+    rows = unsent_and_rejected(session)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, sort_keys=True) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return len(rows)

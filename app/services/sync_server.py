@@ -322,6 +322,17 @@ class PullPage:
     head: int
 
 
+def pull_scope(principal: Principal) -> AccessScope:
+    """What ``principal`` may download (partners have no device: 403)."""
+    if principal.role == Role.PARTNER:
+        raise PermissionDenied("A partner cannot pull the program's changes; use the stand API.")
+    return _access(principal)
+
+
+def feed_head(session: Session) -> int:
+    return feed.head(session)
+
+
 def visible_clause(principal: Principal) -> ColumnElement[bool] | None:
     """The feed rows ``principal`` may pull (None: all of them)."""
     if principal.role == Role.PARTNER:

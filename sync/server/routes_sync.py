@@ -1,4 +1,5 @@
-"""The sync endpoints: ``POST /sync/push`` and ``GET /sync/pull`` (docs/sync-design.md §3).
+"""The sync endpoints: ``POST /sync/push``, ``GET /sync/pull`` and ``GET /sync/bootstrap``
+(docs/sync-design.md §3 and §4).
 
 They are thin: the rules live in :mod:`app.services.sync_server`. A push is one write
 transaction (retried whole on a serialization failure or a unique race); its answers'
@@ -8,12 +9,15 @@ feed numbers are read after the commit. A pull is one read transaction.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
-from app.services import apply, sync_server
+from app.errors import ValidationError
+from app.services import apply, snapshot, sync_server
 from sync import protocol as p
 from sync.server.auth import current_caller, server_of
 from sync.server.context import Caller, Server
@@ -90,7 +94,9 @@ def push(
 def pull(
     caller: Annotated[Caller, Depends(current_caller)],
     server: Annotated[Server, Depends(server_of)],
-    since: Annotated[int, Query(ge=0, description="The cursor of the last page applied.")] = 0,
+    since: Annotated[
+        int, Query(ge=0, le=2**62, description="The cursor of the last page applied.")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=sync_server.MAX_PULL_LIMIT)] = 1000,
 ) -> p.PullResponse:
     """The changes the caller may see (by role and scope, at pull time), in server order.
@@ -121,3 +127,61 @@ def pull(
         )
 
     return server.read(read)
+
+
+@router.get(
+    "/bootstrap",
+    summary="Download a snapshot of what the caller may see",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "NDJSON, one message per line: `{snapshot_seq, scope}`, then "
+            "pages `{table, rows, last_key}`: the catalog, then partner by partner (each "
+            "closed by `{partner_done}`), then candidates; last `{done: true}`.",
+            "content": {"application/x-ndjson": {}},
+        },
+        **problem_responses(401, 403, 422, 503),
+    },
+)
+def bootstrap(
+    caller: Annotated[Caller, Depends(current_caller)],
+    server: Annotated[Server, Depends(server_of)],
+    scope: Annotated[
+        str,
+        Query(
+            max_length=80,
+            description="`all`, or one of `stand:<id>`, `partner:<id>`, `product:<id>`, "
+            "`candidate:<id>` (a refresh after a rejected change).",
+        ),
+    ] = "all",
+    after_partner: Annotated[
+        str | None,
+        Query(max_length=36, description="Resume: the last `partner_done` received."),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=snapshot.PAGE_ROWS)] = snapshot.PAGE_ROWS,
+) -> StreamingResponse:
+    """A consistent snapshot (one read transaction; repeatable read on PostgreSQL) of every
+    synced row the caller may see, by role and scope as the feed is. Pull from
+    `snapshot_seq` afterwards. After an interruption, resume with `after_partner`: the
+    device then pulls from the oldest `snapshot_seq` it received."""
+    target = snapshot.Target.parse(scope)
+    access = sync_server.pull_scope(caller.principal)
+    if after_partner is not None and target.kind != "all":
+        raise ValidationError("Only a download of everything resumes.", field="after_partner")
+
+    def lines() -> Iterator[bytes]:
+        with server.reader() as session, session.begin():
+            if server.dialect == "postgresql":
+                session.connection(
+                    execution_options={
+                        "isolation_level": "REPEATABLE READ",
+                        "postgresql_readonly": True,
+                    }
+                )
+            head = sync_server.feed_head(session)
+            for message in snapshot.stream(
+                session, access, target, head=head, after_partner=after_partner, limit=limit
+            ):
+                yield snapshot.encode_line(message)
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")

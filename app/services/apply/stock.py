@@ -711,7 +711,7 @@ def _check_count(session: Session, op: Op) -> Mapping[str, Any] | None:
                     status="open",
                 )
             )
-            out["adjustment"], out["movement_id"] = 0, None
+            out["adjustment"], out["movement_id"], out["review"] = 0, None, True
             amended = True
         else:
             out["adjustment"] = adjust

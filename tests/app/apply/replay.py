@@ -32,6 +32,7 @@ DEVICE_LOCAL = frozenset(
         "sync_dead_letter",
         "sync_review",
         "sync_field_history",
+        "sync_refresh",
         "api_user",
         "api_device",
         "api_token",

@@ -104,6 +104,12 @@ def table(name: str) -> Table:
 # --------------------------------------------------------------------------- what is read
 
 
+#: What one snapshot may cover besides everything. ``group`` is a partner with all its
+#: stands: the unit of a bootstrap and of a refresh, because every change touches the rows
+#: of one partner only, so a group read in one transaction holds each change whole.
+KINDS = ("stand", "partner", "group", "product", "candidate")
+
+
 @dataclass(frozen=True)
 class Target:
     """What a snapshot covers: everything the caller may see (``kind="all"``), or one
@@ -117,10 +123,10 @@ class Target:
         if text == "all":
             return cls("all")
         kind, sep, ident = text.partition(":")
-        if not sep or not ident or kind not in ("stand", "partner", "product", "candidate"):
+        if not sep or not ident or kind not in KINDS:
             raise ValidationError(
-                "The scope is 'all' or one of stand:<id>, partner:<id>, product:<id>, "
-                "candidate:<id>.",
+                "The scope is 'all' or one of stand:<id>, partner:<id>, group:<partner id>, "
+                "product:<id>, candidate:<id>.",
                 field="scope",
             )
         return cls(kind, ident)
@@ -436,7 +442,7 @@ def withdraw(session: Session, target: Target, seen: Mapping[str, set[str]]) -> 
         if part.table in KEEP_ON_REFRESH or target.kind == "all":
             continue
         if target.kind == "partner" and part.table == "stand_location":
-            continue  # a partner refresh only updates its stands; a stand refresh removes one
+            continue  # a partner refresh only updates its stands; a group refresh removes one
         extra = device_ids(session, part.table, target) - seen.get(part.table, set())
         if not extra:
             continue

@@ -19,7 +19,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.clock import utcnow
-from app.models import ChangeLog, LocalDevice, OpStatus, SyncRefresh, SyncState
+from app.models import ChangeLog, LocalDevice, OpStatus, StandLocation, SyncRefresh, SyncState
 from app.services import apply, snapshot
 from app.services.base import device_id
 
@@ -147,12 +147,14 @@ def refresh_targets_of(session: Session, op: ChangeLog) -> list[str]:
         stand_id, partner_id = apply.get_spec(op.op_type).scope(session, apply.Op.from_row(op))
     except apply.UnknownOpType:
         return []
-    out = []
-    if stand_id:
-        out.append(f"stand:{stand_id}")
-    if partner_id:
-        out.append(f"partner:{partner_id}")
-    return out
+    if stand_id and not partner_id:
+        partner_id = session.scalar(
+            select(StandLocation.partner_id).where(StandLocation.id == stand_id)
+        )
+    # The partner with all its stands, read in one transaction: every change touches one
+    # partner's rows, so the group holds each change whole (a stand alone would not hold
+    # the loyalty entries of its sales, the partner alone not the sales of its entries).
+    return [f"group:{partner_id}"] if partner_id else []
 
 
 def _ask_refresh(session: Session, op: ChangeLog) -> None:
@@ -162,9 +164,9 @@ def _ask_refresh(session: Session, op: ChangeLog) -> None:
     session.flush()
 
 
-#: Refreshes run children before parents: a stand's rows before its partner's, and both
-#: before the products and candidates they refer to.
-_REFRESH_ORDER = {"stand": 0, "candidate": 1, "partner": 2, "product": 3}
+#: Refreshes run children before parents: the candidates that name a stand or partner
+#: before the group, the groups before the products their rows refer to.
+_REFRESH_ORDER = {"candidate": 0, "stand": 1, "partner": 1, "group": 1, "product": 2}
 
 
 def pending_refreshes(session: Session) -> list[str]:
@@ -188,6 +190,8 @@ def apply_refresh(
     if has_unanswered(session):
         return None
     parsed = snapshot.Target.parse(target)
+    # The coach's advice rows are made on each device (their decisions come by the feed).
+    pages = [(name, rows) for name, rows in pages if name not in snapshot.KEEP_ON_REFRESH]
     seen: dict[str, set[str]] = {}
     for name, rows in pages:
         seen.setdefault(name, set()).update(str(r["id"]) for r in rows)
@@ -199,6 +203,11 @@ def apply_refresh(
         written += snapshot.apply_rows(session, name, rows)
     if parsed.kind == "stand" and parsed.id:
         snapshot.recompute_on_hand(session, [parsed.id])
+    elif parsed.kind == "group" and parsed.id:
+        stands = session.scalars(
+            select(StandLocation.id).where(StandLocation.partner_id == parsed.id)
+        ).all()
+        snapshot.recompute_on_hand(session, stands)
     row = session.get(SyncRefresh, target)
     if row is not None:
         session.delete(row)
@@ -450,8 +459,6 @@ def items(session: Session, *, limit: int = 2000) -> list[SyncItem]:
     """The Sync view's lists, oldest first: unsent changes (waiting for the server),
     rejected ones (with the server's reason) and the ones the server holds for a manager's
     review."""
-    from app.models import StandLocation
-
     rows = session.scalars(
         select(ChangeLog)
         .where(

@@ -32,7 +32,7 @@ lint: $(VENV)/.installed-dev
 
 ## test: lint, then the whole test suite headless
 test: lint
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -n 2 --dist loadfile
 
 ## bench: benchmarks at scale (prints figures; not part of the test run)
 bench: $(VENV)/.installed-dev

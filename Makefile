@@ -45,7 +45,7 @@ bench: $(VENV)/.installed-dev
 
 ## screenshots: render every screen at 1280x800 and 1024x600 from a demo program (offscreen)
 SHOTS_DATA ?= build/screenshot-data
-SHOTS_VIEWS = today stands stand sale count refill refills onboarding partners settings performance
+SHOTS_VIEWS = today stands stand sale count refill refills onboarding partners settings sync performance
 screenshots: $(VENV)/.installed-run
 	rm -rf $(SHOTS_DATA) docs/screenshots
 	mkdir -p docs/screenshots

@@ -5,11 +5,13 @@
 
 ``--demo`` uses a demo data folder of its own (seeded with a demo program on first use),
 never the user's real data folder. VIEW is one of: today, stands, stand (the stand with the
-most to do), sale, count, refill, refills, onboarding, partners, settings, dashboard,
+most to do), sale, count, refill, refills, onboarding, partners, settings, sync, dashboard,
 performance, coach (the coach runs once first, so the screen shows its insights).
 
 The app runs the coach in the background while it is open (:mod:`ui.coach_scan`): a few
 seconds after start, every half hour, and a minute after sales, stock or refills change.
+Once the device is linked to a server it syncs while open (:mod:`ui.sync_controller`): at
+start, every minute (Settings), and two seconds after a change.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ VIEWS = (
     "onboarding",
     "partners",
     "settings",
+    "sync",
     "dashboard",
     "performance",
     "coach",

@@ -4,6 +4,12 @@ status bar with the data folder, the signed-in person and the sync state.
 Screens are created the first time they are shown. Going to another screen first asks the
 current one (``can_leave()``), so unsaved counts or a half-entered sale are never dropped
 without a question.
+
+The window owns automatic sync (:mod:`ui.sync_controller`): it starts with
+:meth:`MainWindow.start` and stops when the window closes. The status bar's sync part says
+how many changes are unsent and since when, when the last sync was, whether any were
+rejected; it is kept current after every write and every round, and clicking it (or
+Enter on it) opens the Sync screen.
 """
 
 from __future__ import annotations
@@ -11,8 +17,9 @@ from __future__ import annotations
 import importlib
 from typing import Any, Protocol, cast
 
-from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QIcon, QImage, QKeySequence, QPainter, QPixmap
+from PySide6.QtSvg import QSvgRenderer
 from PySide6.QtWidgets import (
     QButtonGroup,
     QFrame,
@@ -29,7 +36,8 @@ from PySide6.QtWidgets import (
 from app import __version__
 from ui.context import UiContext
 from ui.i18n import tr
-from ui.resources import icon
+from ui.resources import RESOURCES, icon
+from ui.sync_controller import StatusLine, sync_controller
 from ui.widgets import TOUCH
 
 
@@ -50,7 +58,8 @@ RAIL = (
     ("refills", "Refills", "refills", "Ctrl+4"),
     ("dashboard", "Dashboard", "dashboard", "Ctrl+5"),
     ("coach", "Coach", "coach", "Ctrl+6"),
-    ("settings", "Settings", "settings", "Ctrl+7"),
+    ("sync", "Sync", "sync", "Ctrl+7"),
+    ("settings", "Settings", "settings", "Ctrl+8"),
 )
 
 #: Where each screen lives: name -> (module, class).
@@ -60,6 +69,7 @@ SCREENS = {
     "partners": ("ui.views.partners", "PartnersView"),
     "refills": ("ui.views.refills", "RefillsView"),
     "settings": ("ui.views.settings", "SettingsView"),
+    "sync": ("ui.views.sync_view", "SyncView"),
     "dashboard": ("ui.views.dashboard", "DashboardView"),
     "coach": ("ui.views.coach", "CoachView"),
     "expansion": ("ui.views.expansion", "ExpansionView"),
@@ -79,6 +89,70 @@ PARENT = {
     "onboarding": "partners",
     "expansion": "coach",
 }
+
+
+#: Rail icons not in resources/icons yet, in the set's style (24 px, 2 px #5f6b7a strokes).
+DRAWN_ICONS = {
+    "sync": (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="24" height="24" viewBox="0 0 24 24" '
+        'fill="none" stroke="#5f6b7a" stroke-width="2" stroke-linecap="round" '
+        'stroke-linejoin="round"><path d="M20 11a8 8 0 0 0-14.9-3.5"/><path d="M4 3v5h5"/>'
+        '<path d="M4 13a8 8 0 0 0 14.9 3.5"/><path d="M20 21v-5h-5"/></svg>'
+    ),
+}
+#: The warning colour of rejected changes in the status bar.
+WARNING_COLOUR = "#b3261e"
+
+
+class SyncStatusButton(QFrame):
+    """The status bar's sync state: a clickable, focusable line of text, with the count of
+    rejected changes in a warning colour."""
+
+    clicked = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("sync_status")
+        self.setFocusPolicy(Qt.FocusPolicy.TabFocus)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.setAccessibleName(tr("Sync status"))
+        self.setStyleSheet(
+            "QFrame#sync_status { border: 1px solid transparent; border-radius: 3px; }"
+            "QFrame#sync_status:hover, QFrame#sync_status:focus "
+            "{ border-color: palette(highlight); }"
+        )
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(4, 0, 4, 0)
+        layout.setSpacing(6)
+        self.text = QLabel(tr("Sync: …"))
+        self.text.setObjectName("sync_text")
+        self.rejected = QLabel()
+        self.rejected.setObjectName("sync_rejected")
+        self.rejected.setStyleSheet(f"color: {WARNING_COLOUR}; font-weight: bold;")
+        self.rejected.hide()
+        layout.addWidget(self.text)
+        layout.addWidget(self.rejected)
+
+    def show_line(self, line: StatusLine) -> None:
+        self.text.setText(line.text)
+        self.rejected.setText(line.rejected)
+        self.rejected.setVisible(bool(line.rejected))
+        self.setToolTip(line.tooltip)
+        self.setAccessibleDescription(" · ".join(t for t in (line.text, line.rejected) if t))
+
+    def mouseReleaseEvent(self, event: Any) -> None:
+        if event.button() == Qt.MouseButton.LeftButton and self.rect().contains(
+            event.position().toPoint()
+        ):
+            self.clicked.emit()
+            return
+        super().mouseReleaseEvent(event)
+
+    def keyPressEvent(self, event: Any) -> None:
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space):
+            self.clicked.emit()
+            return
+        super().keyPressEvent(event)
 
 
 class MainWindow(QMainWindow):
@@ -104,7 +178,7 @@ class MainWindow(QMainWindow):
         for name, label, icon_name, shortcut in RAIL:
             button = QToolButton()
             button.setText(tr(label))
-            button.setIcon(icon(icon_name))
+            button.setIcon(self._rail_icon(icon_name))
             button.setCheckable(True)
             button.setAutoRaise(True)
             button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
@@ -154,14 +228,12 @@ class MainWindow(QMainWindow):
 
         self.message = QLabel()
         self.statusBar().addWidget(self.message, 1)
-        self.sync_label = QLabel(tr("Sync: not set up"))
-        self.sync_label.setToolTip(
-            tr(
-                "Sync with the program's server arrives in a later version; everything is "
-                "saved on this device."
-            )
-        )
-        self.statusBar().addPermanentWidget(self.sync_label)
+        self.sync = sync_controller(ctx)
+        self.sync_status = SyncStatusButton()
+        self.sync_status.clicked.connect(lambda: self.go("sync"))
+        self.sync.changed.connect(self._show_sync)
+        self._show_sync()
+        self.statusBar().addPermanentWidget(self.sync_status)
         self.statusBar().addPermanentWidget(
             QLabel(tr("{user} ({role})").format(user=ctx.actor.user, role=tr(ctx.actor.role.value)))
         )
@@ -175,6 +247,25 @@ class MainWindow(QMainWindow):
 
         self._build_menus()
         self._restore()
+
+    @staticmethod
+    def _rail_icon(name: str) -> QIcon:
+        if (RESOURCES / "icons" / f"{name}.svg").exists() or name not in DRAWN_ICONS:
+            return icon(name)
+        # Drawn here until the icon set has it (same size, stroke and colour).
+        renderer = QSvgRenderer(QByteArray(DRAWN_ICONS[name].encode()))
+        result = QIcon()
+        for size in (24, 48, 72):
+            image = QImage(size, size, QImage.Format.Format_ARGB32_Premultiplied)
+            image.fill(Qt.GlobalColor.transparent)
+            painter = QPainter(image)
+            renderer.render(painter)
+            painter.end()
+            result.addPixmap(QPixmap.fromImage(image))
+        return result
+
+    def _show_sync(self) -> None:
+        self.sync_status.show_line(self.sync.line())
 
     # ------------------------------------------------------------------ navigation
 
@@ -316,6 +407,7 @@ class MainWindow(QMainWindow):
         """Show the screen the user had open last time (Today on first start)."""
         last = str(QSettings().value("main/view", "today"))
         self.go(last if last in {n for n, *_ in RAIL} else "today", remember=False)
+        self.sync.start()
 
     def closeEvent(self, event: Any) -> None:
         current = self.views.get(self.current or "")
@@ -325,5 +417,6 @@ class MainWindow(QMainWindow):
             return
         QSettings().setValue("main/geometry", self.saveGeometry())
         self._clear_message.stop()
+        self.sync.stop()
         self.ctx.runner.wait()
         super().closeEvent(event)

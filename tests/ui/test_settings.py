@@ -42,8 +42,9 @@ def test_shows_folder_version_device_and_sync(qtbot, ctx, ui_backend: Backend) -
     assert __version__ in view.version_label.text()
     assert view.device_label.text() == ui_backend.read(_device_id)
     assert view.copy_device_button.isEnabled()
-    assert view.sync_status.text().startswith("Sync: not set up yet")
-    assert "No changes made on this computer yet." in view.backlog.text()
+    assert view.sync_status.text() == "Not linked to a server."
+    assert view.link_button.isVisible()
+    assert "No changes are waiting to be sent." in view.backlog.text()
     assert "Signed in as mgr.max, Manager." in view.current_user.text()
     assert "not checked" in " ".join(
         label.text() for label in view.findChildren(type(view.backlog))

@@ -80,12 +80,13 @@ def test_opening_a_stand_and_going_back(qtbot, window, two_stands) -> None:
     assert window.current == "stands"
 
 
-def test_status_bar_says_who_and_where(window, ctx) -> None:
+def test_status_bar_says_who_and_where(qtbot, window, ctx) -> None:
+    _settle(qtbot, window)
     texts = " ".join(w.text() for w in window.statusBar().findChildren(type(window.message)))
     assert "mgr.max" in texts
     assert "manager" in texts
     assert ctx.backend.location in texts
-    assert "Sync: not set up" in texts
+    assert "Not linked to a server" in texts
 
 
 def test_leaving_a_count_with_unsaved_numbers_asks(qtbot, window, two_stands, monkeypatch) -> None:

@@ -1,10 +1,16 @@
-"""Settings: where the data lives, who is signed in on this computer, this device's identity,
-the version, and where sync stands (not set up yet, and the screen says so).
+"""Settings: where the data lives, who works on this computer, sync with the program's
+server, this device's identity and the version.
 
 The user name and role are kept in QSettings ("user/name", "user/role"), which ``stand-os``
 reads at start-up unless ``--user``/``--role`` or ``STAND_OS_USER``/``STAND_OS_ROLE`` say
-otherwise. They are not a sign-in: nothing checks them until sign-in arrives with sync, and
-the screen says that too.
+otherwise. They are not a sign-in, and the screen says so: the server checks what the
+linked user may do when changes are sent.
+
+Sync: the server's address (http:// or https://), a user name and password → "Link this
+device" signs in once, registers the device and keeps the device's own sign-in (the OS
+keyring, or a file only the user can read; the screen says which), never the password;
+then it syncs once. "Unlink…" forgets that sign-in; unsent changes stay on the device. The
+interval of automatic sync is kept in QSettings ("sync/interval_s").
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPushButton,
     QScrollArea,
     QSizePolicy,
@@ -32,11 +39,14 @@ from PySide6.QtWidgets import (
 )
 
 from app import __version__
+from app.errors import ValidationError
 from app.models import Role
 from app.services.onboarding_views import DeviceSummary, device_summary
+from app.services.sync_settings import check_server_url
 from ui.context import Changed, UiContext
 from ui.i18n import tr
-from ui.widgets import TOUCH, FieldError, kinetic, local_time
+from ui.sync_controller import INTERVAL_KEY, INTERVALS, sync_controller
+from ui.widgets import TOUCH, FieldError, kinetic, local_time, plural
 
 ROLE_NAMES = {
     Role.REP: "Field rep",
@@ -45,6 +55,13 @@ ROLE_NAMES = {
     Role.PARTNER: "Partner (shop)",
 }
 USER_KEY, ROLE_KEY = "user/name", "user/role"
+INTERVAL_NAMES = {
+    0: "Off (only after changes and Sync now)",
+    60: "Every minute",
+    300: "Every 5 minutes",
+    900: "Every 15 minutes",
+    3600: "Every hour",
+}
 
 
 def data_folder(location: str) -> Path | None:
@@ -121,7 +138,8 @@ class SettingsView(QWidget):
         backup = QLabel(
             tr(
                 "Everything is stored in this folder on this computer. Back it up (copy the "
-                "folder while the app is closed) until sync keeps a copy on the server."
+                "folder while the app is closed); once the device is linked, the server "
+                "keeps a copy of every change it has received."
             )
         )
         _small(backup)
@@ -174,10 +192,10 @@ class SettingsView(QWidget):
         user_form.addRow("", self.save_user_button)
         honesty = QLabel(
             tr(
-                "Roles are not checked yet: anyone at this computer can choose any role here, "
-                "until sign-in arrives with sync. A change applies the next time the app "
-                "starts; the --user and --role options and the STAND_OS_USER and "
-                "STAND_OS_ROLE variables take precedence."
+                "The role is not checked on this computer: anyone here can choose any role. "
+                "The server checks what the linked user may do when changes are sent. A "
+                "change applies the next time the app starts; the --user and --role options "
+                "and the STAND_OS_USER and STAND_OS_ROLE variables take precedence."
             )
         )
         _small(honesty)
@@ -185,25 +203,123 @@ class SettingsView(QWidget):
         user_form.addRow(self.user_message)
 
         # ---- sync
-        self.sync_status = QLabel(tr("Sync: not set up yet."))
+        self.sync = sync_controller(ctx)
+        self.sync_status = _selectable(QLabel(tr("Reading…")))
+        self.sync_status.setObjectName("sync_status")
         self.sync_status.setStyleSheet("font-weight: bold;")
-        sync_later = QLabel(
-            tr(
-                "Sync with the program's server arrives in a later version. Until then, the "
-                "data on this computer stays on this computer."
+        self.sync_where = _small(_selectable(QLabel()))
+        self.sync_where.setObjectName("sync_where")
+        self.url_edit = QLineEdit()
+        self.url_edit.setObjectName("server_url")
+        self.url_edit.setPlaceholderText("https://stands.example.com")
+        self.url_edit.setInputMethodHints(Qt.InputMethodHint.ImhUrlCharactersOnly)
+        self.sync_user_edit = QLineEdit()
+        self.sync_user_edit.setObjectName("sync_user")
+        self.sync_user_edit.setMaxLength(60)
+        self.password_edit = QLineEdit()
+        self.password_edit.setObjectName("password")
+        self.password_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        for edit in (self.url_edit, self.sync_user_edit, self.password_edit):
+            edit.setMinimumHeight(TOUCH)
+        self.link_errors = {
+            "server_url": FieldError(),
+            "username": FieldError(),
+            "password": FieldError(),
+        }
+        for name, label in self.link_errors.items():
+            label.setObjectName(f"error_{name}")
+        self.url_edit.textChanged.connect(
+            lambda _t: self.link_errors["server_url"].show_message("")
+        )
+        self.sync_user_edit.textChanged.connect(
+            lambda _t: self.link_errors["username"].show_message("")
+        )
+        self.password_edit.textChanged.connect(
+            lambda _t: self.link_errors["password"].show_message("")
+        )
+        self.password_edit.returnPressed.connect(self.link)
+        self.link_button = QPushButton(tr("Link this device"))
+        self.link_button.setObjectName("link_button")
+        self.link_button.setMinimumHeight(TOUCH)
+        self.link_button.clicked.connect(self.link)
+        self.link_error = FieldError()
+        self.link_error.setObjectName("link_error")
+        self.password_note = _small(
+            QLabel(
+                tr(
+                    "Your password is used once, to register this device with the server; "
+                    "it is not stored."
+                )
             )
         )
-        sync_later.setWordWrap(True)
-        self.sync_status.setObjectName("sync_status")
-        self.sync_status.setWordWrap(True)
+        self.sync_now_button = QPushButton(tr("Sync now"))
+        self.sync_now_button.setObjectName("settings_sync_now")
+        self.sync_now_button.setMinimumHeight(TOUCH)
+        self.sync_now_button.clicked.connect(lambda: self.sync.sync_now())
+        self.unlink_button = QPushButton(tr("Unlink…"))
+        self.unlink_button.setObjectName("unlink_button")
+        self.unlink_button.setMinimumHeight(TOUCH)
+        self.unlink_button.clicked.connect(self.unlink)
+        self.linked_row = QWidget()
+        linked_layout = QHBoxLayout(self.linked_row)
+        linked_layout.setContentsMargins(0, 0, 0, 0)
+        linked_layout.addWidget(self.sync_now_button, 1)
+        linked_layout.addWidget(self.unlink_button, 1)
+        self.interval_combo = QComboBox()
+        self.interval_combo.setObjectName("sync_interval")
+        self.interval_combo.setMinimumHeight(TOUCH)
+        for seconds in INTERVALS:
+            self.interval_combo.addItem(tr(INTERVAL_NAMES[seconds]), seconds)
+        index = self.interval_combo.findData(self.sync.interval_s)
+        if index < 0:  # a value set elsewhere: offered as it is
+            self.interval_combo.addItem(
+                tr("Every {n} s").format(n=self.sync.interval_s), self.sync.interval_s
+            )
+            index = self.interval_combo.count() - 1
+        self.interval_combo.setCurrentIndex(index)
+        self.interval_combo.currentIndexChanged.connect(self._interval_chosen)
+        self.sync_message = QLabel()
+        self.sync_message.setObjectName("sync_message")
+        self.sync_message.setWordWrap(True)
+        self.sync_message.hide()
         self.backlog = QLabel(tr("Loading…"))
         self.backlog.setObjectName("backlog")
         self.backlog.setWordWrap(True)
         sync_box = QGroupBox(tr("Sync"))
-        sync_layout = QVBoxLayout(sync_box)
-        sync_layout.addWidget(self.sync_status)
-        sync_layout.addWidget(sync_later)
-        sync_layout.addWidget(self.backlog)
+        # One form, its rows shown by state: the sign-in fields while not linked, the
+        # linked device's buttons once it is.
+        form = QFormLayout(sync_box)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.sync_form = form
+        form.addRow(self.sync_status)
+        form.addRow(self.sync_where)
+        self.link_rows: list[QWidget] = []
+        for caption, edit, error in (
+            (tr("Server"), self.url_edit, "server_url"),
+            (tr("User name"), self.sync_user_edit, "username"),
+            (tr("Password"), self.password_edit, "password"),
+        ):
+            box = QWidget()
+            box_layout = QVBoxLayout(box)
+            box_layout.setContentsMargins(0, 0, 0, 0)
+            box_layout.setSpacing(2)
+            box_layout.addWidget(edit)
+            box_layout.addWidget(self.link_errors[error])
+            form.addRow(self._caption(caption, edit), box)
+            self.link_rows.append(box)
+        form.addRow("", self.link_button)
+        form.addRow(self.link_error)
+        form.addRow(self.password_note)
+        self.link_rows += [self.link_button, self.link_error, self.password_note]
+        form.addRow("", self.linked_row)
+        form.addRow(self._caption(tr("Automatic"), self.interval_combo), self.interval_combo)
+        form.addRow(self.sync_message)
+        form.addRow(self.backlog)
+        self.sync.changed.connect(self._show_sync)
+        self.sync.link_finished.connect(self._link_finished)
+        self.sync.unlink_finished.connect(self._unlink_finished)
+        self._linking = False
+        self._show_sync()
 
         # ---- about
         self.device_label = _selectable(QLabel(tr("Loading…")))
@@ -271,6 +387,7 @@ class SettingsView(QWidget):
 
     def refresh(self) -> None:
         self.loading = True
+        self.sync.refresh()
         self.ctx.read(device_summary, on_done=self._show_device, on_error=self._device_failed)
 
     def _show_device(self, summary: DeviceSummary) -> None:
@@ -284,15 +401,7 @@ class SettingsView(QWidget):
             else tr("Set up on {when}").format(when=when)
         )
         self.copy_device_button.setEnabled(True)
-        if summary.pending_changes:
-            self.backlog.setText(
-                tr(
-                    "{n} changes made on this computer are kept in order, waiting to be sent "
-                    "when sync is set up. Nothing is lost meanwhile."
-                ).format(n=summary.pending_changes)
-            )
-        else:
-            self.backlog.setText(tr("No changes made on this computer yet."))
+        self._show_backlog(summary.pending_changes)
 
     def _device_failed(self, exc: Exception) -> None:
         self.loading = False
@@ -348,3 +457,157 @@ class SettingsView(QWidget):
             )
         )
         return True
+
+    # ------------------------------------------------------------------ sync
+
+    def _show_backlog(self, pending: int) -> None:
+        if not pending:
+            self.backlog.setText(tr("No changes are waiting to be sent."))
+        elif self.sync.linked:
+            self.backlog.setText(
+                plural(
+                    pending,
+                    "{n} change made on this computer is waiting to be sent.",
+                    "{n} changes made on this computer are waiting to be sent.",
+                )
+            )
+        else:
+            self.backlog.setText(
+                plural(
+                    pending,
+                    "{n} change made on this computer is kept in order, waiting to be sent "
+                    "once this device is linked. Nothing is lost meanwhile.",
+                    "{n} changes made on this computer are kept in order, waiting to be sent "
+                    "once this device is linked. Nothing is lost meanwhile.",
+                )
+            )
+
+    def _show_sync(self) -> None:
+        s = self.sync
+        linked = s.linked
+        for row in self.link_rows:
+            self.sync_form.setRowVisible(row, not linked)
+        if not linked:
+            self.link_error.setVisible(bool(self.link_error.text()))
+        self.sync_form.setRowVisible(self.linked_row, linked)
+        self.sync_now_button.setEnabled(not s.running)
+        if linked:
+            self.sync_status.setText(
+                tr("Linked to {url} as {user}.").format(url=s.server_url, user=s.username)
+            )
+            self.sync_where.setText(
+                tr("This device's sign-in is kept in {where}. Your password is not stored.").format(
+                    where=s.store.describe()
+                )
+            )
+        else:
+            if s.server_url and not self.url_edit.text():
+                self.url_edit.setText(s.server_url)  # linked before: the same server again
+            self.sync_status.setText(tr("Not linked to a server."))
+            self.sync_where.setText(
+                tr(
+                    "Link this device to the program's server to send what you record here "
+                    "and receive everyone else's changes. Until then, everything stays on "
+                    "this computer."
+                )
+                + (f" {s.link_error}" if s.link_error else "")
+            )
+        if s.status is not None:
+            self._show_backlog(s.status.unsent)
+        self._set_linking(self._linking)
+
+    def _say(self, text: str) -> None:
+        self.sync_message.setText(text)
+        self.sync_message.setVisible(bool(text))
+
+    def _set_linking(self, busy: bool) -> None:
+        self._linking = busy
+        for widget in (self.url_edit, self.sync_user_edit, self.password_edit, self.link_button):
+            widget.setEnabled(not busy)
+        self.link_button.setText(tr("Linking…") if busy else tr("Link this device"))
+
+    def link(self) -> bool:
+        """Check the form, then link in the background (:meth:`_link_finished` answers)."""
+        if self._linking or self.sync.linked:
+            return False
+        for label in (*self.link_errors.values(), self.link_error):
+            label.show_message("")
+        ok = True
+        try:
+            url = check_server_url(self.url_edit.text())
+        except ValidationError as exc:
+            self.link_errors["server_url"].show_message(exc.message)
+            ok = False
+        user = self.sync_user_edit.text().strip()
+        if not user:
+            self.link_errors["username"].show_message(tr("Enter your user name on the server."))
+            ok = False
+        password = self.password_edit.text()
+        if not password:
+            self.link_errors["password"].show_message(tr("Enter your password."))
+            ok = False
+        if not ok:
+            return False
+        self._set_linking(True)
+        self._say(tr("Signing in to {url}…").format(url=url))
+        self.sync.link(url, user, password)
+        return True
+
+    def _link_finished(self, error: str | None) -> None:
+        self._set_linking(False)
+        if error:
+            self._say("")
+            self.link_error.show_message(
+                tr("This device was not linked: {error}").format(error=error)
+            )
+            return
+        self.password_edit.clear()
+        self.link_error.show_message("")
+        self._say(tr("Linked. Sending this device's changes now…"))
+        self._show_sync()
+
+    def unlink(self) -> bool:
+        s = self.sync
+        if not s.linked:
+            return False
+        unsent = s.status.unsent if s.status is not None else 0
+        kept = (
+            plural(
+                unsent,
+                "The {n} unsent change stays on this device and is sent when you link it again.",
+                "The {n} unsent changes stay on this device and are sent when you link it again.",
+            )
+            if unsent
+            else tr("Changes you make stay on this device and are sent when you link it again.")
+        )
+        answer = QMessageBox.question(
+            self,
+            tr("Unlink this device"),
+            tr("Unlink this device from {url}? Its sign-in is removed from this computer.").format(
+                url=s.server_url
+            )
+            + " "
+            + kept,
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            return False
+        self.unlink_button.setEnabled(False)
+        s.unlink()
+        return True
+
+    def _unlink_finished(self, error: str | None) -> None:
+        self.unlink_button.setEnabled(True)
+        if error:
+            self._say(tr("Could not unlink: {error}").format(error=error))
+            return
+        self._say(
+            tr("Unlinked. Changes you make are kept on this device until it is linked again.")
+        )
+        self._show_sync()
+
+    def _interval_chosen(self, _index: int) -> None:
+        seconds = int(self.interval_combo.currentData())
+        settings = QSettings()
+        settings.setValue(INTERVAL_KEY, seconds)
+        settings.sync()
+        self.sync.set_interval(seconds)

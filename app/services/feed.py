@@ -76,6 +76,11 @@ def _drop_rolled_back(session: Session, previous_transaction: SessionTransaction
 
 
 def _number_and_insert(session: Session) -> None:
+    if session.in_nested_transaction():
+        # SQLAlchemy fires ``before_commit`` when a savepoint is released too; numbering
+        # then would take the counter's lock at the first op of a push and hold it for the
+        # whole batch. Only the real commit numbers.
+        return
     held: list[_Buffered] = session.info.pop(_BUFFER, [])
     if not held:
         return

@@ -582,7 +582,11 @@ def _unconfirmed(
     """Per product: Σ (quantity on the device − quantity on the server) over the movements of
     the counting device's ops that were still unanswered when it counted (device sequence in
     ``[pending_from_seq, op's seq)``). The count's ``expected`` minus this is what the same
-    movements sum to on the server."""
+    movements sum to on the server.
+
+    Only ops the server rejected or amended can differ: one applied as sent moved the same
+    quantities on both sides. Reading just those keeps a long offline outbox linear to push
+    (reading every earlier op made each count re-read the whole outbox)."""
     out: dict[str, int] = defaultdict(int)
     if op.device_id is None or op.device_seq is None:
         return out
@@ -596,6 +600,7 @@ def _unconfirmed(
             SyncReceivedOp.device_id == op.device_id,
             SyncReceivedOp.device_seq >= start,
             SyncReceivedOp.device_seq < op.device_seq,
+            or_(SyncReceivedOp.status == "rejected", SyncReceivedOp.amended.is_(True)),
         )
         .order_by(SyncReceivedOp.device_seq)
     )

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy.orm import Session
@@ -22,6 +22,10 @@ from app.models import Product, Role
 from app.reference import seed_reference_data
 from app.services import loyalty, onboarding
 from app.services.base import Actor
+
+if TYPE_CHECKING:
+    from tests.sync.conftest import Live
+    from tests.sync.world import World
 
 REP = Actor("rep.anna", Role.REP)
 OTHER_REP = Actor("rep.ben", Role.REP)
@@ -199,3 +203,39 @@ def run(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.
         return Run(code, captured.out, captured.err)
 
     return _run
+
+
+# ------------------------------------------------------------------ the live server (SQLite)
+# Here rather than in tests/sync/conftest.py so the desktop's sync tests (tests/ui) get the
+# same real server.
+
+
+@pytest.fixture(scope="session")
+def world_template(
+    migrated_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, World]:
+    from tests.sync.world import build_world
+
+    path = tmp_path_factory.mktemp("server_world") / "stand.db"
+    shutil.copyfile(migrated_template, path)
+    sm = open_db(f"sqlite:///{path}", migrate=False)
+    try:
+        world = build_world(sm)
+    finally:
+        sm.kw["bind"].dispose()
+    return path, world
+
+
+@pytest.fixture
+def live(world_template: tuple[Path, World], tmp_path: Path) -> Iterator[Live]:
+    """The server on a fresh copy of the world (SQLite), for one test."""
+    from tests.sync.conftest import Live, serve  # the server stack, only where a test needs it
+
+    path, world = world_template
+    db = tmp_path / "server.db"
+    shutil.copyfile(path, db)
+    url = f"sqlite:///{db}"
+    sm = open_db(url, migrate=False)
+    with serve(url) as base:
+        yield Live(base, world, sm)
+    sm.kw["bind"].dispose()

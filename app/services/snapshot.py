@@ -18,6 +18,7 @@ export; nothing the person did is lost, and accepted facts are never deleted.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -400,18 +401,20 @@ def apply_rows(session: Session, name: str, rows: Sequence[Mapping[str, Any]]) -
     keep = [r for r, ok in zip(decoded, present, strict=True) if ok]
     if not keep:
         return 0
-    t = table(name)
-    # One statement per chunk; SQLite binds at most 32766 variables.
-    width = max(1, 30000 // max(1, len(t.columns)))
-    for i in range(0, len(keep), width):
-        chunk = keep[i : i + width]
-        stmt = sqlite_insert(t).values(chunk)
-        columns = [c.name for c in t.columns if c.name != "id" and c.name in chunk[0]]
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[t.c.id], set_={c: stmt.excluded[c] for c in columns}
-        )
-        session.execute(stmt)
+    session.execute(_upsert(name), keep)
     return len(keep)
+
+
+@functools.cache
+def _upsert(name: str) -> Any:
+    """One compiled upsert per table, run as an executemany over a page (a multi-row VALUES
+    statement would be compiled anew for every page)."""
+    t = table(name)
+    stmt = sqlite_insert(t)
+    return stmt.on_conflict_do_update(
+        index_elements=[t.c.id],
+        set_={c.name: stmt.excluded[c.name] for c in t.columns if c.name != "id"},
+    )
 
 
 def device_ids(session: Session, name: str, target: Target) -> set[str]:

@@ -7,14 +7,12 @@ is mocked: requests cross a real socket into the real app and database.
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
@@ -69,33 +67,6 @@ def serve(database_url: str, **app_kwargs: object) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=20)
         app.state.server.engine.dispose()
-
-
-@pytest.fixture(scope="session")
-def world_template(
-    migrated_template: Path, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Path, World]:
-    path = tmp_path_factory.mktemp("server_world") / "stand.db"
-    shutil.copyfile(migrated_template, path)
-    sm = open_db(f"sqlite:///{path}", migrate=False)
-    try:
-        world = build_world(sm)
-    finally:
-        sm.kw["bind"].dispose()
-    return path, world
-
-
-@pytest.fixture
-def live(world_template: tuple[Path, World], tmp_path: Path) -> Iterator[Live]:
-    """The server on a fresh copy of the world (SQLite), for one test."""
-    path, world = world_template
-    db = tmp_path / "server.db"
-    shutil.copyfile(path, db)
-    url = f"sqlite:///{db}"
-    sm = open_db(url, migrate=False)
-    with serve(url) as base:
-        yield Live(base, world, sm)
-    sm.kw["bind"].dispose()
 
 
 def fresh_pg_database(server_url: str) -> str:

@@ -27,7 +27,7 @@ from app.services import refills, sales, sync_settings
 from app.services.base import Actor
 from sync.client import link_device
 from sync.credentials import CredentialStore, DeviceCredentials
-from tests.sync.conftest import Live, live, world_template  # noqa: F401
+from tests.sync.conftest import Live
 from tests.sync.devices import Device, make_device
 from tests.sync.world import PASSWORD
 from tests.ui.conftest import wait_idle
@@ -82,7 +82,7 @@ def rigs(qtbot) -> Iterator[Callable[..., Rig]]:
 
 
 @pytest.fixture
-def device_rig(live: Live, tmp_path: Path, rigs) -> Callable[..., Rig]:  # noqa: F811
+def device_rig(live: Live, tmp_path: Path, rigs) -> Callable[..., Rig]:
     """A rep's device copied from the server's data (call it after changing the server)."""
 
     def make(**options: object) -> Rig:
@@ -105,7 +105,7 @@ def _link(qtbot, rig: Rig, url: str, creds: DeviceCredentials | None = None) -> 
     wait_idle(qtbot, rig.ctx)
 
 
-def _sku(live: Live) -> str:  # noqa: F811
+def _sku(live: Live) -> str:
     with live.factory() as s, s.begin():
         sku = s.scalars(
             select(StandInventory.product_id).where(
@@ -126,7 +126,7 @@ def _sell(rig: Rig, stand_id: str, sku: str) -> str:
     return str(order)
 
 
-def _on_server(live: Live, order_id: str) -> bool:  # noqa: F811
+def _on_server(live: Live, order_id: str) -> bool:
     with live.factory() as s, s.begin():
         return s.get(StandOrder, order_id) is not None
 
@@ -178,7 +178,7 @@ def test_not_linked(qtbot, ui_backend: Backend, two_stands, rigs, tmp_path: Path
 
 def test_status_bar_and_sync_now_send_an_offline_sale(
     qtbot,
-    live: Live,  # noqa: F811
+    live: Live,
     device_rig,
 ) -> None:
     rig = device_rig()
@@ -224,7 +224,7 @@ def test_status_bar_and_sync_now_send_an_offline_sale(
 
 def test_automatic_rounds_one_at_a_time_and_stopped_on_close(
     qtbot,
-    live: Live,  # noqa: F811
+    live: Live,
     device_rig,
 ) -> None:
     rig = device_rig()
@@ -295,7 +295,7 @@ def test_offline_is_calm_and_closing_ends_a_round(
 
 def test_rejected_changes_show_the_reason_and_what_to_do(
     qtbot,
-    live: Live,  # noqa: F811
+    live: Live,
     device_rig,
 ) -> None:
     kiosk, sku = live.world.stand[KIOSK], _sku(live)
@@ -387,7 +387,7 @@ def test_export_unsent_changes(
 
 def test_settings_link_and_unlink(
     qtbot,
-    live: Live,  # noqa: F811
+    live: Live,
     device_rig,
     monkeypatch,
 ) -> None:

@@ -47,6 +47,8 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/bench_coach_m5.py
 	$(BIN)/python bench/bench_coach.py --db build/bench-coach-500x365.db
 	$(BIN)/python bench/bench_server.py --stands 500 --days 90 --seconds 10 --clients 50
+	$(BIN)/python bench/bench_offline.py --ops 100000 --days 90
+	$(BIN)/python bench/bench_sync.py
 
 ## screenshots: render every screen at 1280x800 and 1024x600 from a demo program (offscreen)
 SHOTS_DATA ?= build/screenshot-data

@@ -10,6 +10,7 @@ its cursor. See docs/sync-design.md §5.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -516,8 +517,6 @@ def items(session: Session, *, limit: int = 2000) -> list[SyncItem]:
 def write_export(session: Session, path: str) -> int:
     """Write every unsent and rejected change to ``path`` (JSON lines, full envelopes),
     through a temporary file so a crash never leaves half a backup. Returns the count."""
-    import os
-
     rows = unsent_and_rejected(session)
     tmp = f"{path}.tmp"
     with open(tmp, "w", encoding="utf-8") as fh:

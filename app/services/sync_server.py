@@ -329,10 +329,6 @@ def pull_scope(principal: Principal) -> AccessScope:
     return _access(principal)
 
 
-def feed_head(session: Session) -> int:
-    return feed.head(session)
-
-
 def visible_clause(principal: Principal) -> ColumnElement[bool] | None:
     """The feed rows ``principal`` may pull (None: all of them)."""
     if principal.role == Role.PARTNER:

@@ -17,7 +17,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from app.errors import ValidationError
-from app.services import apply, snapshot, sync_server
+from app.services import apply, feed, snapshot, sync_server
 from sync import protocol as p
 from sync.server.auth import current_caller, server_of
 from sync.server.context import Caller, Server
@@ -178,7 +178,7 @@ def bootstrap(
                         "postgresql_readonly": True,
                     }
                 )
-            head = sync_server.feed_head(session)
+            head = feed.head(session)
             for message in snapshot.stream(
                 session, access, target, head=head, after_partner=after_partner, limit=limit
             ):

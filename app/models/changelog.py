@@ -32,6 +32,10 @@ class ChangeLog(Base):
     __table_args__ = (
         UniqueConstraint("device_id", "device_seq"),
         Index("ix_change_log_status_seq", "status", "device_seq"),
+        # The server's feed: pull pages by sequence, a count's look for overlapping counts
+        # of its stand (migration 0007).
+        Index("ix_change_log_seq", "device_seq"),
+        Index("ix_change_log_stand_type_seq", "scope_stand_id", "op_type", "device_seq"),
     )
 
     op_id: Mapped[str] = mapped_column(ID, primary_key=True)

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from app.clock import utcnow
 from app.models import ChangeLog, LocalDevice, OpStatus, StandLocation, SyncRefresh, SyncState
 from app.services import apply, snapshot
+from app.services.apply import bulk
 from app.services.base import device_id
 
 #: What an op's outcome means for the device.
@@ -310,10 +311,19 @@ def apply_page(session: Session, ops: Sequence[PulledOp], cursor: int) -> bool:
         return False
     me = device_id(session)
     own_facts = _own_applied_facts(session, [p.op.op_id for p in ops if p.origin_device_id == me])
-    for pulled in ops:
-        if pulled.op.op_id in own_facts and not pulled.amended:
-            continue  # our own fact, already here as it was applied
-        apply.write(session, pulled.op)
+    todo = [p.op for p in ops if p.op.op_id not in own_facts or p.amended]
+    # Runs of plain facts (most of a page) are written in bulk; the rest op by op, in order.
+    now = utcnow()
+    n = 0
+    while n < len(todo):
+        end = bulk.run_end(todo, n)
+        if end > n:
+            for op in bulk.write_replica(session, todo[n:end], now):
+                apply.write(session, op)  # a payload the bulk writer leaves (it raises)
+            n = end
+            continue
+        apply.write(session, todo[n])
+        n += 1
     sync = state(session)
     sync.cursor = max(sync.cursor, cursor)
     return True

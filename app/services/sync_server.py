@@ -1,6 +1,8 @@
 """The server's side of sync: applying a device's pushed ops, and the pages it pulls.
 
-A push is applied in **one transaction** (the caller's), one savepoint per op: an op that
+A push is applied in **one transaction** (the caller's). Runs of plain facts (sales,
+write-offs, returns) that plainly pass their checks are written together by
+:mod:`app.services.apply.bulk`; every other op gets a savepoint of its own: an op that
 its type's ``check`` refuses is rolled back alone, kept with its reason (``sync_received_op``
 and ``sync_dead_letter``, never dropped) and answered ``rejected``; the others apply. A
 repeated op id is answered ``duplicate`` with the outcome it had the first time, and has no
@@ -20,6 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from decimal import InvalidOperation
 from typing import Any, Literal
 
@@ -44,6 +47,7 @@ from app.models import (
     SyncReceivedOp,
 )
 from app.services import apply, feed
+from app.services.apply import bulk
 from app.services.base import SCHEMA_VERSION, to_json
 from app.services.scope import AccessScope
 from app.services.users import Principal
@@ -146,7 +150,7 @@ def _in_scope(
 
 
 def _apply_one(
-    session: Session, access: AccessScope, role: Role, device_id: str, item: PushedOp
+    session: Session, batch: _Batch, item: PushedOp
 ) -> tuple[Mapping[str, Any], bool, ChangeLog]:
     """Check and write one op (inside the caller's savepoint); returns the payload as
     applied, whether it was amended, and its feed row (buffered)."""
@@ -158,7 +162,7 @@ def _apply_one(
             field="schema_version",
         )
     spec = apply.get_spec(op.op_type)
-    op = replace(op, actor_role=role.value)
+    op = replace(op, actor_role=batch.principal.role.value)
     amended_payload = spec.check(session, op)
     amended = amended_payload is not None and dict(amended_payload) != dict(op.payload)
     if amended_payload is not None:
@@ -166,19 +170,31 @@ def _apply_one(
     spec.write(session, op)
     session.flush()
     stand_id, partner_id = spec.scope(session, op)
-    if not _in_scope(session, access, stand_id, partner_id):
+    if not batch.in_scope(stand_id, partner_id):
         raise PermissionDenied(
             "This stand is not in your territory (it may have been moved); ask your manager.",
             field="stand_id",
         )
-    row = ChangeLog(
+    row = _feed_row(op, to_json(op.payload), amended, batch.device_id, stand_id, partner_id)
+    return op.payload, amended, row
+
+
+def _feed_row(
+    op: apply.Op,
+    payload: str,
+    amended: bool,
+    device_id: str,
+    stand_id: str | None,
+    partner_id: str | None,
+) -> ChangeLog:
+    return ChangeLog(
         op_id=op.op_id,
         op_type=op.op_type,
         entity_id=op.entity_id,
-        payload=to_json(op.payload),
+        payload=payload,
         schema_version=SCHEMA_VERSION,
         actor=op.actor,
-        actor_role=role.value,
+        actor_role=op.actor_role,
         base_seq=op.base_seq,
         pending_from_seq=op.pending_from_seq,
         amended=amended,
@@ -187,17 +203,23 @@ def _apply_one(
         scope_partner_id=partner_id,
         created_at=op.created_at or utcnow(),
     )
-    return op.payload, amended, row
 
 
 _MALFORMED = (KeyError, TypeError, ValueError, InvalidOperation, AttributeError)
 
 
 def push(
-    session: Session, principal: Principal, device_id: str, ops: Sequence[PushedOp]
+    session: Session,
+    principal: Principal,
+    device_id: str,
+    ops: Sequence[PushedOp],
+    *,
+    bulk_apply: bool = True,
 ) -> PushResult:
     """Apply ``ops`` (one device's, consecutive device sequence numbers) in the caller's
-    transaction. See the module docstring for the rules."""
+    transaction. See the module docstring for the rules. Runs of plain facts are written by
+    :mod:`app.services.apply.bulk` (``bulk_apply=False``: every op by the per-op path, which
+    the tests compare it with)."""
     if principal.role not in PUSHING_ROLES:
         raise PermissionDenied(f"A {principal.role.value} cannot push changes; use the stand API.")
     if not ops:
@@ -230,6 +252,9 @@ def push(
     }
     result = PushResult()
     now = utcnow()
+    # The device sequence rules first: a batch they refuse has no effect at all.
+    fresh: list[PushedOp] = []
+    high = device.high_water
     for item in ordered:
         op = item.op
         seq = op.device_seq or 0
@@ -242,31 +267,136 @@ def push(
                 )
             result.answers.append(Answer(op.op_id, seq, "duplicate", previous))
             continue
-        if seq in taken or seq <= device.high_water:
+        if seq in taken or seq <= high:
             raise DeviceIdentityConflict(
                 f"This device's change #{seq} was already received with another id: its "
                 "database was restored from a backup or copied. Link it again as a new device."
             )
-        if seq != device.high_water + 1:
-            raise SequenceGap(device.high_water + 1)
-        received = SyncReceivedOp(
+        if seq != high + 1:
+            raise SequenceGap(high + 1)
+        high = seq
+        fresh.append(item)
+    batch = _Batch(session, principal, access, device_id, now)
+    n = 0
+    while n < len(fresh):
+        n = batch.apply_from(fresh, n, bulk_apply, result.answers)
+    device.high_water = high
+    device.last_push_at = now
+    session.flush()
+    result.high_water = device.high_water
+    return result
+
+
+#: Op types whose check and write read nothing a waiting bulk row changes (see
+#: :meth:`_Batch.apply_from`).
+_BESIDE_WAITING_ROWS = bulk.BULK_TYPES | {"count.record", "refill.request"}
+
+
+@dataclass
+class _Batch:
+    """What the ops of one push share."""
+
+    session: Session
+    principal: Principal
+    access: AccessScope
+    device_id: str
+    now: datetime
+    scopes: dict[tuple[str | None, str | None], bool] = field(default_factory=dict)
+
+    def received(self, item: PushedOp, payload: str) -> SyncReceivedOp:
+        op = item.op
+        return SyncReceivedOp(
             op_id=op.op_id,
-            device_id=device_id,
-            device_seq=seq,
+            device_id=self.device_id,
+            device_seq=op.device_seq or 0,
             op_type=op.op_type[:40],
             entity_id=op.entity_id,
             schema_version=item.schema_version,
-            payload=to_json(op.payload),
+            payload=payload,
             actor=op.actor,
-            actor_role=principal.role.value,
+            actor_role=self.principal.role.value,
             base_seq=op.base_seq,
             pending_from_seq=op.pending_from_seq,
-            received_at=now,
+            received_at=self.now,
         )
+
+    def applied_in_bulk(
+        self, item: PushedOp, op: apply.Op, stand_id: str, partner_id: str
+    ) -> Answer:
+        """The answer and feed row of an op :mod:`~app.services.apply.bulk` wrote."""
+        payload = to_json(op.payload)
+        received = self.received(item, payload)
+        received.status, received.amended = "applied", False
+        self.session.add(received)
+        row = _feed_row(
+            replace(op, actor_role=self.principal.role.value),
+            payload,
+            False,
+            self.device_id,
+            stand_id,
+            partner_id,
+        )
+        feed.buffer(self.session, row, stamp=[received])
+        return Answer(op.op_id, received.device_seq, "applied", received)
+
+    def apply_from(
+        self, fresh: list[PushedOp], start: int, bulk_apply: bool, answers: list[Answer]
+    ) -> int:
+        """Apply ``fresh[start:]`` in device order, answering each; returns where to go on
+        (``len(fresh)``: done; earlier when an op took an id a later op had claimed, so the
+        rest is planned again against the database with that op in it).
+
+        The plain facts :func:`bulk.plan` takes are written together; their rows may wait
+        while other ops run, as long as those ops cannot see the difference: a count or a
+        refill request (their checks read no sales, stock levels or points) or a fact the
+        plan left, and only when none of them mentions an id of a waiting row. Before any
+        other op the waiting rows are written."""
+        session = self.session
+        candidates = [
+            i
+            for i in range(start, len(fresh))
+            if bulk_apply
+            and fresh[i].op.op_type in bulk.BULK_TYPES
+            and fresh[i].schema_version <= SCHEMA_VERSION
+        ]
+        planned = bulk.plan(
+            session, [fresh[i].op for i in candidates], self.access, self.principal.role, self.now
+        )
+        taken = {candidates[k]: v for k, v in planned.pieces.items()}
+        owner = {value: candidates[k] for value, k in planned.claims.items()}
+        waiting = bulk.Rows()
+        for i in range(start, len(fresh)):
+            item = fresh[i]
+            if i in taken:
+                pc, stand_id, partner_id = taken[i]
+                pc.add_to(waiting)
+                answers.append(self.applied_in_bulk(item, item.op, stand_id, partner_id))
+                continue
+            mentioned = bulk.ids_in(to_json(item.op.payload)) & owner.keys() if owner else set()
+            if mentioned or item.op.op_type not in _BESIDE_WAITING_ROWS:
+                bulk.write(session, waiting)
+                waiting = bulk.Rows()
+            answers.append(self.one(item))
+            if any(owner[x] > i for x in mentioned):
+                return i + 1
+        bulk.write(session, waiting)
+        return len(fresh)
+
+    def in_scope(self, stand_id: str | None, partner_id: str | None) -> bool:
+        key = (stand_id, partner_id)
+        if key not in self.scopes:
+            self.scopes[key] = _in_scope(self.session, self.access, stand_id, partner_id)
+        return self.scopes[key]
+
+    def one(self, item: PushedOp) -> Answer:
+        """Check and apply one op in a savepoint: applied, or rejected and kept."""
+        session, op = self.session, item.op
+        seq = op.device_seq or 0
+        received = self.received(item, to_json(op.payload))
         answer = Answer(op.op_id, seq, "applied", received)
         try:
             with session.begin_nested():
-                payload, amended, row = _apply_one(session, access, principal.role, device_id, item)
+                payload, amended, row = _apply_one(session, self, item)
                 feed.buffer(session, row, stamp=[received])
         except (DomainError, apply.UnknownOpType, *_MALFORMED) as exc:
             code, reason, fld = _reason(exc)
@@ -278,14 +408,14 @@ def push(
             session.add(
                 SyncDeadLetter(
                     op_id=op.op_id,
-                    device_id=device_id,
+                    device_id=self.device_id,
                     device_seq=seq,
                     op_type=op.op_type[:40],
                     reason_code=code,
                     reason=reason,
                     detail=json.dumps({"field": fld}),
                     state="open",
-                    created_at=now,
+                    created_at=self.now,
                 )
             )
             answer.status = "rejected"
@@ -295,12 +425,7 @@ def push(
             session.add(received)
             if amended:
                 answer.payload = payload
-        device.high_water = seq
-        result.answers.append(answer)
-    device.last_push_at = now
-    session.flush()
-    result.high_water = device.high_water
-    return result
+        return answer
 
 
 def _reason(exc: Exception) -> tuple[str, str, str | None]:

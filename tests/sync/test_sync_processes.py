@@ -317,7 +317,10 @@ class ServerKiller:
                 while self.net.in_flight == request and not inside:
                     inside = self.probe.inside()
                     time.sleep(0.002)
-                time.sleep(self.rng.uniform(0.0, 0.2))
+                # The first kill lands within a few ms of the server taking its write lock
+                # (a batch of BIG_BATCH ops takes tens of ms, so it dies mid-batch); later
+                # ones anywhere in 200 ms (mid-batch, or after the commit: a lost reply).
+                time.sleep(self.rng.uniform(0.0, 0.005 if not self.kills else 0.2))
                 self.server.kill()
                 committed = self.probe.received() > self.net.received_before[request]
                 self.kills.append(Kill(request, inside, committed))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from sqlalchemy import or_, select
@@ -55,7 +56,7 @@ from app.models import (
     SyncReceivedOp,
     SyncReview,
 )
-from app.services.apply import Op, OpClass, dec, spec, ts
+from app.services.apply import Op, OpClass, bulk, dec, spec, ts
 from app.services.base import STAFF, get_or_404, to_int, to_json, unused_id
 from app.services.inventory import MAX_QTY, check_levels, inventory_line, post_movement
 from app.services.loyalty import add_entry
@@ -641,6 +642,11 @@ def _overlapping(
     return out
 
 
+@dataclass(frozen=True)
+class _Named:
+    name: str
+
+
 def _check_count(session: Session, op: Op) -> Mapping[str, Any] | None:
     """Server (docs/sync-design.md §1.5): per line, ``known = expected − Σ(device − server)``
     over the device's unanswered ops when it counted, and the adjustment is
@@ -661,12 +667,26 @@ def _check_count(session: Session, op: Op) -> Mapping[str, Any] | None:
     lines = p["lines"]
     if not lines:
         raise ValidationError("Enter at least one counted quantity.", field="counts")
+    # The stand's stock lines and products of the count, read once (a count has a line per
+    # product of the stand).
+    wanted = {str(x["product_id"]) for x in lines}
+    carried = set(
+        session.scalars(
+            select(StandInventory.product_id).where(
+                StandInventory.stand_id == stand.id, StandInventory.product_id.in_(wanted)
+            )
+        )
+    )
+    names: dict[str, str] = dict(
+        session.execute(select(Product.id, Product.name).where(Product.id.in_(wanted))).all()
+    )
     products: list[str] = []
     for line in lines:
         pid = line["product_id"]
         field = f"count:{pid}"
-        inventory_line(session, stand.id, pid)
-        product = session.get_one(Product, pid)
+        if pid not in carried:
+            raise NotFound(f"{names.get(pid, pid)} is not carried at this stand.", field="product")
+        product = _Named(names[pid])
         if pid in products:
             raise ValidationError(f"{product.name} is counted twice.", field=field)
         products.append(pid)
@@ -745,7 +765,6 @@ def write_count(session: Session, op: Op) -> None:
     if session.get(StandInventorySnapshot, sid) is not None:
         return
     at = ts(p["counted_at"])
-    actor = op.as_actor()
     stand_id = p["stand_id"]
     session.add(
         StandInventorySnapshot(
@@ -758,34 +777,59 @@ def write_count(session: Session, op: Op) -> None:
         )
     )
     session.flush()
-    for line in p["lines"]:
+    lines = p["lines"]
+    moving = [x["movement_id"] for x in lines if x.get("movement_id") and _line_adjustment(x)]
+    done = bulk.existing(session, InventoryMovement, moving)
+    carried = set(
+        session.scalars(
+            select(StandInventory.product_id).where(
+                StandInventory.stand_id == stand_id,
+                StandInventory.product_id.in_([x["product_id"] for x in lines]),
+            )
+        )
+    )
+    now = utcnow()
+    moves: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
+    deltas: dict[tuple[str, str], int] = defaultdict(int)
+    for line in lines:
         counted, expected = int(line["counted"]), int(line["expected"])
         mid = line.get("movement_id")
         qty = _line_adjustment(line)
-        if mid and qty and session.get(InventoryMovement, mid) is None:
-            post_movement(
-                session,
-                stand_id=stand_id,
-                product_id=line["product_id"],
-                quantity=qty,
-                kind=MovementKind.COUNT_ADJUSTMENT,
-                occurred_at=at,
-                actor=actor,
-                ref_type="stand_inventory_snapshot",
-                ref_id=sid,
-                movement_id=mid,
+        pid = line["product_id"]
+        if mid and qty and mid not in done:
+            if pid not in carried:
+                raise NotFound("This product is not carried at this stand.", field="product")
+            done.add(mid)
+            moves.append(
+                bulk.movement_row(
+                    mid,
+                    stand_id,
+                    pid,
+                    qty,
+                    MovementKind.COUNT_ADJUSTMENT,
+                    at,
+                    now,
+                    op.actor,
+                    ref=("stand_inventory_snapshot", sid),
+                )
             )
-        session.add(
-            StandInventorySnapshotLine(
-                id=line["id"],
-                snapshot_id=sid,
-                product_id=line["product_id"],
-                expected_qty=expected,
-                counted_qty=counted,
-                variance=counted - expected,
-                adjustment_movement_id=mid or None,
-            )
+            deltas[(stand_id, pid)] += qty
+        rows.append(
+            {
+                "id": line["id"],
+                "snapshot_id": sid,
+                "product_id": pid,
+                "expected_qty": expected,
+                "counted_qty": counted,
+                "variance": counted - expected,
+                "adjustment_movement_id": mid or None,
+            }
         )
+    # One statement per table (a count has a line per product of the stand).
+    bulk.insert_rows(session, InventoryMovement, moves)
+    bulk.move_stock(session, deltas)
+    bulk.insert_rows(session, StandInventorySnapshotLine, rows)
     # Arrival order is not count order: the latest count time wins.
     for inv in session.scalars(
         select(StandInventory).where(

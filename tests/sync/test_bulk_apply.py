@@ -1,0 +1,423 @@
+"""The bulk writer of plain facts (app/services/apply/bulk.py) against the per-op path.
+
+The same pushed batch — a rep's offline days (sales, write-offs, counts, refill requests)
+with bad ops mixed in: reused ids, an unknown product, a stand out of the rep's territory,
+quantities out of range, a missing actor, a malformed payload, a resubmitted sale — is
+applied to two copies of the server, once with bulk apply and once op by op. Both must give
+the same answers (status, reason code, reason, field), the same received ops, the same feed
+rows and the same synced tables. On a device, a pulled page applied by ``apply_page`` (bulk)
+must equal the same ops written one by one.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, delete, event, select, update
+
+from app.db import SessionFactory, open_db
+from app.ids import new_id
+from app.models import (
+    ApiUser,
+    ChangeLog,
+    LocalDevice,
+    Product,
+    Role,
+    StandInventory,
+    StandOrder,
+    SyncReceivedOp,
+    SyncReview,
+)
+from app.services import apply, feed, inventory, loyalty, sales, sync_device, sync_server
+from app.services.base import SCHEMA_VERSION
+from app.services.users import Principal
+from tests.app.apply.replay import diff, ops_of, replay
+from tests.sync.procs import record_offline_days
+from tests.sync.world import REP_ANNA, World
+
+
+def _mismatches(factory: SessionFactory) -> list[inventory.Mismatch]:
+    with factory() as s:
+        return inventory.verify_on_hand(s)
+
+
+def _copy(src: Path, dest: Path) -> SessionFactory:
+    shutil.copyfile(src, dest)
+    return open_db(f"sqlite:///{dest}", migrate=False)
+
+
+def _device(src: Path, dest: Path) -> SessionFactory:
+    factory = _copy(src, dest)
+    with factory() as s, s.begin():
+        head = feed.head(s)
+        s.execute(delete(ChangeLog))
+        s.execute(update(LocalDevice).values(id=new_id(), last_seq=0, name=dest.stem))
+        sync_device.state(s).cursor = head
+    return factory
+
+
+def _server(src: Path, dest: Path) -> tuple[SessionFactory, Principal]:
+    factory = _copy(src, dest)
+    server = feed.feed_sessionmaker(factory.kw["bind"])
+    with server() as s, s.begin():
+        user = s.scalars(select(ApiUser).where(ApiUser.username == "rep.anna")).one()
+        principal = Principal(user.id, "rep.anna", Role.REP, None, "rep.anna", None)
+    return server, principal
+
+
+def _sale(ops: list[apply.Op]) -> apply.Op:
+    return next(o for o in ops if o.op_type == "sale.record" and len(o.payload["items"]) >= 2)
+
+
+def _fresh_sale(op: apply.Op, **order: Any) -> apply.Op:
+    """``op``'s sale with new ids throughout (and ``order`` fields replaced)."""
+    p = copy.deepcopy(dict(op.payload))
+    p["order"] = {**p["order"], "id": new_id(), **order}
+    for item in p["items"]:
+        item["id"], item["movement_id"] = new_id(), new_id()
+    if p.get("loyalty_entry_id"):
+        p["loyalty_entry_id"] = new_id()
+    return replace(op, op_id=new_id(), entity_id=p["order"]["id"], payload=p)
+
+
+def _bad_ops(
+    ops: list[apply.Op], world: World, server: SessionFactory, device: SessionFactory
+) -> tuple[list[apply.Op], set[str]]:
+    """Ops each path must treat alike, and the ids of those that apply; the others are
+    refused, with the per-op path's reason."""
+    sale = _sale(ops)
+    write_off = next(o for o in ops if o.op_type == "stock.write_off")
+    with server() as s, s.begin():
+        old_order = s.scalars(select(StandOrder.id).limit(1)).one()
+        cafe_product = s.scalars(
+            select(StandInventory.product_id).where(
+                StandInventory.stand_id == world.stand["North Cafe"]
+            )
+        ).first()
+    with device() as s, s.begin():
+        any_product = s.scalars(select(Product.id).limit(1)).one()
+    out: list[apply.Op] = []
+
+    def edit(base: apply.Op, change: Any) -> None:
+        op = _fresh_sale(base) if base.op_type == "sale.record" else base
+        if base.op_type != "sale.record":
+            p = copy.deepcopy(dict(base.payload))
+            p["movement_id"] = new_id()
+            op = replace(base, op_id=new_id(), entity_id=p["movement_id"], payload=p)
+        p = copy.deepcopy(dict(op.payload))
+        change(p)
+        out.append(replace(op, payload=p))
+
+    edit(sale, lambda p: p["order"].update(id=old_order))  # an order id used for another sale
+    edit(sale, lambda p: p["items"][1].update(id=p["items"][0]["id"]))  # item id twice in one op
+    edit(
+        sale,
+        lambda p: p["items"][1].update(movement_id=p["items"][0]["movement_id"]),
+    )
+    early = next(o for o in ops[:5] if o.op_type in ("sale.record", "stock.write_off"))
+    taken = (
+        early.payload["items"][0]["movement_id"]
+        if early.op_type == "sale.record"
+        else early.payload["movement_id"]
+    )
+    edit(sale, lambda p: p["items"][0].update(movement_id=taken))  # an earlier op's movement id
+    edit(
+        sale,
+        lambda p: (
+            p["order"].update(stand_id=world.stand["North Cafe"], partner_id=world.partner["N2"]),
+            [i.update(product_id=cafe_product) for i in p["items"]],
+        ),
+    )  # not in rep.anna's territory
+    edit(sale, lambda p: p["items"][0].update(product_id=new_id()))  # no such product
+    edit(sale, lambda p: p["order"].update(stand_id=new_id()))  # no such stand
+    edit(sale, lambda p: p["order"].update(partner_id=new_id()))  # no such partner
+    edit(sale, lambda p: p["items"][0].update(quantity=0))
+    edit(sale, lambda p: p["items"][0].update(quantity="many"))
+    edit(sale, lambda p: p["items"][0].update(quantity=True))
+    edit(sale, lambda p: p.update(items=[]))
+    edit(sale, lambda p: p.pop("items"))  # malformed
+    edit(sale, lambda p: p["order"].update(total="lots"))  # malformed
+    edit(write_off, lambda p: p.update(quantity=3))  # a write-off must take stock away
+    edit(write_off, lambda p: p.update(product_id=any_product, stand_id=new_id()))
+    edit(write_off, lambda p: p.update(kind="return"))  # kind does not match the op type
+    # The same sale again under a new op id: identical content, so it applies (as nothing).
+    out.append(replace(sale, op_id=new_id()))
+    applies = {out[-1].op_id}
+    # A sale by nobody.
+    out.append(replace(_fresh_sale(sale), actor=None))
+    # A loyalty entry id an earlier op used.
+    sneaky = _fresh_sale(sale)
+    sneaky.payload["loyalty_entry_id"] = sale.payload["loyalty_entry_id"]  # type: ignore[index]
+    out.append(sneaky)
+    # A count whose adjustment movement reuses the id of a sale's movement earlier in the
+    # batch (the count is refused), and a sale reusing a count's movement id (the sale is).
+    count = next(
+        o
+        for o in ops
+        if o.op_type == "count.record" and any(x.get("movement_id") for x in o.payload["lines"])
+    )
+    first = _fresh_sale(sale)
+    out += [first, _fresh_count(count, first.payload["items"][0]["movement_id"])]
+    second = _fresh_count(count)
+    moved = next(x["movement_id"] for x in second.payload["lines"] if x.get("movement_id"))
+    later = _fresh_sale(sale)
+    later.payload["items"][0]["movement_id"] = moved  # type: ignore[index]
+    out += [second, later]
+    applies |= {first.op_id, second.op_id}
+    return out, applies
+
+
+def _fresh_count(op: apply.Op, movement_id: str | None = None) -> apply.Op:
+    """``op``'s count with new ids (the first moving line's movement id ``movement_id``)."""
+    p = copy.deepcopy(dict(op.payload))
+    p["snapshot_id"] = new_id()
+    first = True
+    for line in p["lines"]:
+        line["id"] = new_id()
+        if line.get("movement_id"):
+            line["movement_id"] = movement_id if first and movement_id else new_id()
+            first = False
+    return replace(op, op_id=new_id(), entity_id=p["snapshot_id"], payload=p)
+
+
+def _batch(ops: list[apply.Op], bad: list[apply.Op], seed: int) -> list[apply.Op]:
+    """The good ops with the bad ones spread among them, renumbered 1..n."""
+    mixed = list(ops)
+    step = max(1, len(ops) // (len(bad) + 1))
+    for n, op in enumerate(bad):
+        mixed.insert(min(len(mixed), (n + 1) * step + n + seed % 3), op)
+    return [replace(op, device_seq=n) for n, op in enumerate(mixed, start=1)]
+
+
+class Statements:
+    """Counts the SQL statements an engine runs (executemany counts once)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.n = 0
+        event.listen(engine, "before_cursor_execute", self._count)
+
+    def _count(self, *_args: Any) -> None:
+        self.n += 1
+
+
+def _push(
+    server: SessionFactory, principal: Principal, device_id: str, ops: list[apply.Op], bulk: bool
+) -> list[tuple[Any, ...]]:
+    answers = []
+    for start in range(0, len(ops), sync_server.MAX_PUSH_OPS):
+        chunk = [
+            sync_server.PushedOp(op, SCHEMA_VERSION)
+            for op in ops[start : start + sync_server.MAX_PUSH_OPS]
+        ]
+        with server() as s, s.begin():
+            result = sync_server.push(s, principal, device_id, chunk, bulk_apply=bulk)
+        for a in result.answers:
+            r = a.received
+            answers.append((a.op_id, a.status, r.status, r.reason_code, r.reason, r.field))
+    return answers
+
+
+def _feed(server: SessionFactory) -> list[tuple[Any, ...]]:
+    with server() as s, s.begin():
+        rows = s.execute(
+            select(
+                ChangeLog.device_seq,
+                ChangeLog.op_id,
+                ChangeLog.op_type,
+                ChangeLog.payload,
+                ChangeLog.amended,
+                ChangeLog.scope_stand_id,
+                ChangeLog.scope_partner_id,
+                ChangeLog.origin_device_id,
+                ChangeLog.actor_role,
+            ).order_by(ChangeLog.device_seq)
+        )
+        return [tuple(r) for r in rows]
+
+
+def _reviews(server: SessionFactory) -> list[tuple[Any, ...]]:
+    with server() as s, s.begin():
+        rows = s.execute(
+            select(
+                SyncReview.kind,
+                SyncReview.stand_id,
+                SyncReview.product_id,
+                SyncReview.partner_id,
+                SyncReview.refs,
+                SyncReview.status,
+            )
+        )
+        return sorted(tuple(r) for r in rows)
+
+
+def _received(server: SessionFactory) -> list[tuple[Any, ...]]:
+    with server() as s, s.begin():
+        rows = s.execute(
+            select(
+                SyncReceivedOp.op_id,
+                SyncReceivedOp.device_seq,
+                SyncReceivedOp.server_seq,
+                SyncReceivedOp.status,
+                SyncReceivedOp.reason_code,
+                SyncReceivedOp.amended,
+                SyncReceivedOp.payload,
+            ).order_by(SyncReceivedOp.device_seq)
+        )
+        return [tuple(r) for r in rows]
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_bulk_and_per_op_push_agree(
+    world_template: tuple[Path, World], tmp_path: Path, seed: int
+) -> None:
+    path, world = world_template
+    device = _device(path, tmp_path / "device.db")
+    stands = [world.stand["North Kiosk A"], world.stand["North Kiosk B"]]
+    record_offline_days(
+        device,
+        REP_ANNA,
+        stands,
+        days=3,
+        ops=160,
+        start=world.built_at - timedelta(days=4),
+        seed=seed,
+    )
+    # Ops that read what the batch's earlier sales wrote: points redeemed down to the
+    # balance those sales earned (the server opens a review when a redemption overdraws),
+    # and a void of one of them.
+    sold = [o.entity_id for o in ops_of(device) if o.op_type == "sale.record"][-1]
+    with device() as s:
+        balance = loyalty.balance(s, world.partner["N1"])
+    with device() as s:
+        loyalty.redeem_points(s, REP_ANNA, world.partner["N1"], balance)
+    with device() as s:
+        sales.void_sale(s, REP_ANNA, sold, reason="wrong item")
+    good = ops_of(device)
+    assert {o.op_type for o in good} >= {
+        "sale.record",
+        "stock.write_off",
+        "count.record",
+        "sale.void",
+        "loyalty.redeem",
+    }
+    one, principal = _server(path, tmp_path / "bulk.db")
+    other, _ = _server(path, tmp_path / "per_op.db")
+    bad, applies = _bad_ops(good, world, one, device)
+    ops = _batch(good, bad, seed)
+    device_id = new_id()
+
+    bulk_statements = Statements(one.kw["bind"])
+    per_op_statements = Statements(other.kw["bind"])
+    a = _push(one, principal, device_id, ops, bulk=True)
+    b = _push(other, principal, device_id, ops, bulk=False)
+
+    assert a == b
+    by_id = {x[0]: x for x in a}
+    for op in bad:
+        assert by_id[op.op_id][2] == ("applied" if op.op_id in applies else "rejected"), (
+            bad.index(op),
+            by_id[op.op_id],
+        )
+    for op in good:  # the rep's own ops all apply, the void and the redemption included
+        assert by_id[op.op_id][2] == "applied", by_id[op.op_id]
+    assert _received(one) == _received(other)
+    assert _feed(one) == _feed(other)
+    assert _reviews(one) == _reviews(other)
+    assert diff(one, other) == []
+    for server in (one, other):
+        assert _mismatches(server) == []
+    # The bulk path really ran: far fewer statements for the same result.
+    assert bulk_statements.n * 2 < per_op_statements.n, (bulk_statements.n, per_op_statements.n)
+
+    # A replay of the batch is answered "duplicate" throughout, by both paths, with no effect.
+    before = _feed(one)
+    again = _push(one, principal, device_id, ops[:50], bulk=True)
+    assert {x[1] for x in again} == {"duplicate"}
+    assert _feed(one) == before
+
+
+def test_a_pulled_page_applies_in_bulk_as_op_by_op(
+    world_template: tuple[Path, World], tmp_path: Path
+) -> None:
+    path, world = world_template
+    device = _device(path, tmp_path / "device.db")
+    record_offline_days(
+        device,
+        REP_ANNA,
+        [world.stand["North Kiosk A"], world.stand["North Kiosk B"]],
+        days=2,
+        ops=120,
+        start=world.built_at - timedelta(days=3),
+        seed=5,
+    )
+    server, principal = _server(path, tmp_path / "server.db")
+    ops = [replace(op, device_seq=n) for n, op in enumerate(ops_of(device), start=1)]
+    with server() as s, s.begin():
+        head = feed.head(s)
+    _push(server, principal, new_id(), ops, bulk=True)
+    with server() as s, s.begin():
+        fed = list(
+            s.scalars(
+                select(ChangeLog).where(ChangeLog.device_seq > head).order_by(ChangeLog.device_seq)
+            )
+        )
+        pulled = [
+            sync_device.PulledOp(r.device_seq, apply.Op.from_row(r), r.origin_device_id, r.amended)
+            for r in fed
+        ]
+        feed_ops = [apply.Op.from_row(r) for r in fed]
+    assert len(pulled) == len(ops)
+
+    in_bulk = _device(path, tmp_path / "in_bulk.db")
+    one_by_one = _device(path, tmp_path / "one_by_one.db")
+    statements = Statements(in_bulk.kw["bind"])
+    with in_bulk() as s, s.begin():
+        assert sync_device.apply_page(s, pulled, pulled[-1].seq)
+    bulk_count = statements.n
+    replay(feed_ops, one_by_one)
+
+    assert diff(in_bulk, one_by_one) == []
+    assert diff(in_bulk, server) == []
+    assert _mismatches(in_bulk) == []
+    assert bulk_count * 3 < len(pulled) * 10, bulk_count  # op by op takes > 10 statements each
+
+    # The same page again (a lost commit retried) writes nothing.
+    with in_bulk() as s, s.begin():
+        assert sync_device.apply_page(s, pulled, pulled[-1].seq)
+    assert diff(in_bulk, one_by_one) == []
+    assert _mismatches(in_bulk) == []
+
+
+def test_the_payload_json_is_stored_as_sent(
+    world_template: tuple[Path, World], tmp_path: Path
+) -> None:
+    """A bulk-applied op's feed row and received op keep the payload the device sent."""
+    path, world = world_template
+    device = _device(path, tmp_path / "device.db")
+    record_offline_days(
+        device,
+        REP_ANNA,
+        [world.stand["North Kiosk A"]],
+        days=1,
+        ops=20,
+        start=world.built_at - timedelta(days=2),
+        seed=1,
+        mix=(("sale", 1.0),),
+    )
+    server, principal = _server(path, tmp_path / "server.db")
+    ops = [replace(op, device_seq=n) for n, op in enumerate(ops_of(device), start=1)]
+    _push(server, principal, new_id(), ops, bulk=True)
+    with server() as s, s.begin():
+        rows = {r.op_id: r for r in s.scalars(select(ChangeLog))}
+        received = {r.op_id: r for r in s.scalars(select(SyncReceivedOp))}
+    for op in ops:
+        assert json.loads(rows[op.op_id].payload) == dict(op.payload)
+        assert json.loads(received[op.op_id].payload) == dict(op.payload)
+        assert received[op.op_id].server_seq == rows[op.op_id].device_seq

@@ -64,7 +64,12 @@ class SyncReceivedOp(Base):
     """On the server: every op a device pushed, once, with the answer it got."""
 
     __tablename__ = "sync_received_op"
-    __table_args__ = (UniqueConstraint("device_id", "device_seq"),)
+    __table_args__ = (
+        UniqueConstraint("device_id", "device_seq"),
+        # A count reads the device's earlier ops that were rejected or amended (migration 0007).
+        Index("ix_sync_received_op_device_status_seq", "device_id", "status", "device_seq"),
+        Index("ix_sync_received_op_device_amended_seq", "device_id", "amended", "device_seq"),
+    )
 
     op_id: Mapped[str] = mapped_column(ID, primary_key=True)
     device_id: Mapped[str] = mapped_column(ForeignKey("sync_device.device_id"))

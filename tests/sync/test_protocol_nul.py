@@ -1,0 +1,60 @@
+"""NUL characters are refused anywhere in a request, however deep, and nothing else is:
+text that merely reads like the JSON escape for NUL is a person's text."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from sync.protocol import PushRequest
+
+DEVICE = "0190a1c2-7e4b-7c3d-9a1b-2c3d4e5f6a70"
+
+
+def _push(payload: dict[str, Any], actor: str = "rep.anna") -> dict[str, Any]:
+    return {
+        "device_id": DEVICE,
+        "ops": [
+            {
+                "op_id": "0190a1c2-7e4b-7c3d-9a1b-2c3d4e5f6a71",
+                "device_seq": 1,
+                "op_type": "sale.record",
+                "entity_id": "0190a1c2-7e4b-7c3d-9a1b-2c3d4e5f6a72",
+                "payload": payload,
+                "schema_version": 2,
+                "actor": actor,
+                "created_at": "2026-11-24T10:00:00+00:00",
+            }
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("payload", "actor"),
+    [
+        ({"note": "a\x00b"}, "rep.anna"),
+        ({"order": {"items": [{"note": "deep \x00"}]}}, "rep.anna"),
+        ({"key\x00": 1}, "rep.anna"),
+        ({"note": "fine"}, "rep.\x00anna"),
+    ],
+)
+def test_a_nul_anywhere_is_refused(payload: dict[str, Any], actor: str) -> None:
+    with pytest.raises(ValidationError, match="NUL"):
+        PushRequest.model_validate(_push(payload, actor))
+
+
+def test_text_that_reads_like_the_escape_is_kept() -> None:
+    note = "typed \\u0000 by hand"
+    request = PushRequest.model_validate(_push({"note": note, "n": [1, 2.5, None, True]}))
+    assert request.ops[0].payload["note"] == note
+
+
+def test_a_request_parsed_from_json_text_is_checked_the_same() -> None:
+    request = _push({"n": "x"})
+    body = json.dumps(request).replace('"x"', '"x\\u0000"')
+    assert "\\u0000" in body
+    with pytest.raises(ValidationError, match="NUL"):
+        PushRequest.model_validate_json(body)

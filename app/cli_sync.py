@@ -2,7 +2,9 @@
 sync status, linking the device to a server, and exporting unsent changes.
 
 Exit status: 0 when the round completed and nothing is left to send; 2 when work is left
-(the server could not be reached, or some changes were rejected: ``--status`` lists them).
+(the server could not be reached or refused, or some changes were rejected: ``--status``
+lists them). The output says how a round that stopped ended (offline, server busy, refused,
+...), and ``--json`` gives it as ``round.state``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,15 @@ EXAMPLES = """\
 
 PASSWORD_ENV = "STAND_OS_PASSWORD"
 WORK_LEFT = 2
+#: How a round that did not complete is introduced, by its state (``RoundResult.state``).
+STOPPED = {
+    "offline": "Offline",
+    "busy": "Server busy",
+    "refused": "Refused by the server",
+    "not_linked": "Not linked",
+    "cancelled": "Cancelled",
+    "error": "Stopped",
+}
 
 
 def _server_url(ctx: Context, args: argparse.Namespace) -> str:
@@ -117,7 +128,12 @@ def cmd_sync(ctx: Context, args: argparse.Namespace) -> int:
             f"received {result.pulled}."
         )
         if result.error:
-            ctx.out(f"Stopped: {result.error}")
+            ctx.out(f"{STOPPED.get(result.state, 'Stopped')}: {result.error}")
+            if result.state == "refused" and result.status == 401:
+                ctx.out(
+                    "The server no longer accepts this device's sign-in: link it again with "
+                    f"'standctl sync --link --server {url} --user NAME'."
+                )
         if st.unsent or st.rejected:
             ctx.out(f"Left: {st.unsent} unsent, {st.rejected} rejected ('standctl sync --status').")
     return 0 if result.complete and st.unsent == 0 and st.rejected == 0 else WORK_LEFT

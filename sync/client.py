@@ -14,6 +14,19 @@ Network errors, timeouts, 408, 429 and 5xx are retried with exponential backoff 
 jitter (honouring ``Retry-After``); other refusals stop the round with the server's message.
 The bearer token comes from the device's credentials (``sync/credentials.py``: the OS
 keyring, or a file only the user can read) and is kept in memory only.
+
+A round ends in one :data:`State` (``RoundResult.state``) that a screen can show as it is:
+``ok``; ``offline`` (no connection, or timeouts, through every retry); ``busy`` (the server
+kept answering "later": 5xx, 408, 429); ``refused`` (it answered no: 401 for a revoked or
+unknown sign-in, 403, 409 for a device whose identity clashes, ...; ``status`` and
+``code`` say which); ``not_linked`` (no sign-in to use); ``cancelled``; ``error`` (anything
+else, e.g. a damaged answer).
+
+**Cancel** (``SyncClient(cancel=threading.Event())`` set from any thread, or
+:meth:`SyncClient.cancel`): checked before every request, between push batches, pull pages,
+snapshot pages and refreshes, and while waiting to retry (the wait ends at once). A
+cancelled round stops after its last committed step, never inside a local transaction, and
+the next round carries on from there.
 """
 
 from __future__ import annotations
@@ -21,11 +34,11 @@ from __future__ import annotations
 import contextlib
 import json
 import random
-import time
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -36,6 +49,8 @@ from sync import protocol as p
 from sync.credentials import DeviceCredentials
 
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: Push-then-pull passes in one round before it gives up on a device written to all along.
+MAX_PASSES = 20
 
 
 class SyncError(Exception):
@@ -51,6 +66,36 @@ class Offline(SyncError):
     """The server could not be reached (after the retries)."""
 
 
+class Busy(Offline):
+    """The server kept answering "retry later" (5xx, 408, 429) through every retry."""
+
+
+class NotLinked(SyncError):
+    """The client has neither device credentials nor a token to sign in with."""
+
+
+class Cancelled(SyncError):
+    """The round was cancelled; every step before it is stored."""
+
+
+State = Literal["ok", "offline", "busy", "refused", "not_linked", "cancelled", "error"]
+
+
+def state_of(exc: SyncError) -> State:
+    """How a round that stopped on ``exc`` ended (see the module docstring)."""
+    if isinstance(exc, Cancelled):
+        return "cancelled"
+    if isinstance(exc, NotLinked):
+        return "not_linked"
+    if isinstance(exc, Busy):
+        return "busy"
+    if isinstance(exc, Offline):
+        return "offline"
+    if exc.status is not None and 400 <= exc.status < 500:
+        return "refused"
+    return "error"
+
+
 @dataclass
 class RoundResult:
     pushed: int = 0
@@ -60,6 +105,11 @@ class RoundResult:
     bootstrapped: int = 0
     complete: bool = False
     error: str | None = None
+    #: How the round ended; ``round()`` always sets it (see the module docstring).
+    state: State = "ok"
+    #: For ``refused`` (and ``busy``): the server's HTTP status and problem code.
+    status: int | None = None
+    code: str | None = None
 
 
 Fault = Callable[[str], None]
@@ -83,11 +133,14 @@ class SyncClient:
         snapshot_page: int = 5000,
         max_attempts: int = 6,
         max_backoff: float = 300.0,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         rng: random.Random | None = None,
         fault: Fault = _no_fault,
         on_progress: Callable[[str, int, int], None] | None = None,
+        cancel: threading.Event | None = None,
     ) -> None:
+        """``sleep`` waits between retries (default: a wait that a cancel ends at once);
+        ``cancel``, once set, ends the round at its next step (see the module docstring)."""
         self.factory = factory
         self.server_url = server_url.rstrip("/")
         self.credentials = credentials
@@ -97,7 +150,8 @@ class SyncClient:
         self.snapshot_page = snapshot_page
         self.max_attempts = max_attempts
         self.max_backoff = max_backoff
-        self.sleep = sleep
+        self._cancel = cancel if cancel is not None else threading.Event()
+        self.sleep = sleep if sleep is not None else self._wait
         self.rng = rng or random.Random()
         self.fault = fault
         self.on_progress = on_progress
@@ -118,11 +172,29 @@ class SyncClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # ------------------------------------------------------------------ cancel
+
+    def cancel(self) -> None:
+        """End the round under way at its next step (from any thread)."""
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def _wait(self, seconds: float) -> None:
+        self._cancel.wait(seconds)
+
+    def _check_cancel(self) -> None:
+        """Raise :class:`Cancelled` once cancelled. Called only between local transactions."""
+        if self._cancel.is_set():
+            raise Cancelled("Sync was cancelled; what was sent and received so far is kept.")
+
     # ------------------------------------------------------------------ HTTP
 
     def _sign_in(self) -> str:
         if self.credentials is None:
-            raise SyncError("This device is not linked to a server; sign in first.")
+            raise NotLinked("This device is not linked to a server; sign in first.")
         body = {
             "grant_type": "device",
             "device_id": self.credentials.device_id,
@@ -138,6 +210,7 @@ class SyncClient:
         signed_in_again = False
         attempt = 0
         while True:
+            self._check_cancel()
             headers = {}
             if auth:
                 headers["Authorization"] = f"Bearer {self._token or self._sign_in()}"
@@ -156,7 +229,7 @@ class SyncClient:
             if response.status_code in RETRY_STATUSES:
                 attempt += 1
                 if attempt >= self.max_attempts:
-                    raise Offline(
+                    raise Busy(
                         f"The server is busy or failing (HTTP {response.status_code}); "
                         "your changes are kept and will be sent later.",
                         status=response.status_code,
@@ -172,15 +245,19 @@ class SyncClient:
         if retry_after:
             with contextlib.suppress(ValueError):
                 delay = max(delay, min(self.max_backoff, float(retry_after)))
+        self._check_cancel()
         self.sleep(delay)
+        self._check_cancel()
 
     # ------------------------------------------------------------------ push
 
-    def push(self) -> tuple[int, int]:
-        """Push until nothing is pending. Returns (ops answered, rejected)."""
+    def push(self, tally: RoundResult | None = None) -> tuple[int, int]:
+        """Push until nothing is pending. Returns (ops answered, rejected); ``tally`` counts
+        them as they are stored (so a cancelled round still says what it did)."""
         pushed = rejected = 0
         resend_from: int | None = None
         while True:
+            self._check_cancel()
             with self.factory() as s, s.begin():
                 batch = sync_device.next_batch(s, from_seq=resend_from, limit=self.push_batch)
                 if batch:
@@ -209,19 +286,24 @@ class SyncClient:
                 for r in body.results
             ]
             with self.factory() as s, s.begin():
-                rejected += sync_device.store_answers(s, answers)
+                refused = sync_device.store_answers(s, answers)
             pushed += len(answers)
+            rejected += refused
+            if tally is not None:
+                tally.pushed += len(answers)
+                tally.rejected += refused
             self.fault("after_store")
             if self.on_progress:
                 self.on_progress("push", pushed, 0)
 
     # ------------------------------------------------------------------ pull
 
-    def pull(self) -> int:
+    def pull(self, tally: RoundResult | None = None) -> int:
         """Pull and apply pages until the feed's head. Returns how many ops were applied.
         Raises :class:`PushFirst` when the device wrote while pulling."""
         applied = 0
         while True:
+            self._check_cancel()
             with self.factory() as s, s.begin():
                 cursor = sync_device.state(s).cursor
             self.fault("before_pull")
@@ -251,6 +333,8 @@ class SyncClient:
                 if not sync_device.apply_page(s, ops, page.cursor):
                     raise PushFirst()
             applied += len(ops)
+            if tally is not None:
+                tally.pulled += len(ops)
             self.fault("after_page")
             if self.on_progress:
                 self.on_progress("pull", page.cursor, page.head)
@@ -259,7 +343,7 @@ class SyncClient:
 
     # ------------------------------------------------------------------ snapshots
 
-    def _stream(self, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    def _stream(self, params: dict[str, Any]) -> Generator[dict[str, Any], None, None]:
         """The messages of one snapshot request (NDJSON), opened with the usual retries.
         A connection lost in the middle raises ``httpx.TransportError`` to the caller,
         which resumes from what it has stored."""
@@ -267,6 +351,7 @@ class SyncClient:
         attempt = 0
         signed_in_again = False
         while True:
+            self._check_cancel()
             headers = {"Authorization": f"Bearer {self._token or self._sign_in()}"}
             request = self.http.build_request("GET", path, params=params, headers=headers)
             try:
@@ -285,7 +370,7 @@ class SyncClient:
                 response.close()
                 attempt += 1
                 if attempt >= self.max_attempts:
-                    raise Offline(
+                    raise Busy(
                         f"The server is busy or failing (HTTP {response.status_code}).",
                         status=response.status_code,
                     )
@@ -305,7 +390,7 @@ class SyncClient:
         finally:
             response.close()
 
-    def bootstrap(self) -> int:
+    def bootstrap(self, tally: RoundResult | None = None) -> int:
         """Download everything this device may see (a new device), page by page, each page
         with its place in one local transaction, so an interrupted download resumes where
         it stopped. Returns how many rows were written."""
@@ -319,24 +404,30 @@ class SyncClient:
                 params["after_partner"] = progress["after_partner"]
             done = False
             try:
-                for message in self._stream(params):
-                    if "snapshot_seq" in message:
-                        with self.factory() as s, s.begin():
-                            sync_device.note_snapshot(s, int(message["snapshot_seq"]))
-                    elif message.get("done"):
-                        done = True
-                    elif "partner_done" in message:
-                        with self.factory() as s, s.begin():
-                            sync_device.bootstrap_partner_done(s, str(message["partner_done"]))
-                        self.fault("after_partner_done")
-                    else:
-                        with self.factory() as s, s.begin():
-                            written += sync_device.apply_bootstrap_page(
-                                s, str(message["table"]), message["rows"]
-                            )
-                        self.fault("after_bootstrap_page")
-                        if self.on_progress:
-                            self.on_progress("bootstrap", written, 0)
+                with contextlib.closing(self._stream(params)) as stream:
+                    for message in stream:
+                        if "snapshot_seq" in message:
+                            with self.factory() as s, s.begin():
+                                sync_device.note_snapshot(s, int(message["snapshot_seq"]))
+                        elif message.get("done"):
+                            done = True
+                        elif "partner_done" in message:
+                            with self.factory() as s, s.begin():
+                                sync_device.bootstrap_partner_done(s, str(message["partner_done"]))
+                            self.fault("after_partner_done")
+                        else:
+                            with self.factory() as s, s.begin():
+                                rows = sync_device.apply_bootstrap_page(
+                                    s, str(message["table"]), message["rows"]
+                                )
+                            written += rows
+                            if tally is not None:
+                                tally.bootstrapped += rows
+                            self.fault("after_bootstrap_page")
+                            if self.on_progress:
+                                self.on_progress("bootstrap", written, 0)
+                        if not done:
+                            self._check_cancel()  # between pages: each one is stored
             except (httpx.TransportError, httpx.TimeoutException) as exc:
                 drops += 1
                 if drops >= self.max_attempts:
@@ -355,59 +446,75 @@ class SyncClient:
                 sync_device.finish_bootstrap(s)
             return written
 
-    def refresh(self) -> int:
+    def refresh(self, tally: RoundResult | None = None) -> int:
         """Re-read the stands, partners, products and candidates that rejected or amended
         changes touched, replacing the device's provisional rows by the server's. Raises
         :class:`PushFirst` when the device wrote meanwhile. Returns how many were done."""
         with self.factory() as s, s.begin():
             targets = sync_device.pending_refreshes(s)
         for target in targets:
+            self._check_cancel()
             pages: list[tuple[str, list[dict[str, Any]]]] = []
             complete = False
-            for message in self._stream({"scope": target, "limit": self.snapshot_page}):
-                if message.get("done"):
-                    complete = True
-                elif "table" in message:
-                    pages.append((str(message["table"]), list(message["rows"])))
+            try:
+                for message in self._stream({"scope": target, "limit": self.snapshot_page}):
+                    if message.get("done"):
+                        complete = True
+                    elif "table" in message:
+                        pages.append((str(message["table"]), list(message["rows"])))
+            except (httpx.TransportError, httpx.TimeoutException) as exc:
+                raise Offline(
+                    f"The server's answer broke off ({type(exc).__name__}); trying again later."
+                ) from exc
             if not complete:
                 raise Offline("The server's answer broke off; trying again later.")
             with self.factory() as s, s.begin():
                 if sync_device.apply_refresh(s, target, pages) is None:
                     raise PushFirst()
+            if tally is not None:
+                tally.refreshed += 1
             self.fault("after_refresh")
         return len(targets)
 
     # ------------------------------------------------------------------ round
 
     def round(self, *, push: bool = True, pull: bool = True) -> RoundResult:
-        """Push, then pull; push again whenever the user wrote in between."""
+        """Push, then pull; push again whenever the user wrote in between. Never raises a
+        :class:`SyncError`: how the round ended is in ``state`` (and ``error``)."""
         result = RoundResult()
         try:
+            self._check_cancel()
             if pull:
                 with self.factory() as s, s.begin():
                     fresh = sync_device.needs_bootstrap(s)
                 if fresh:
-                    result.bootstrapped = self.bootstrap()
-            for _ in range(20):
+                    self.bootstrap(result)
+            for _ in range(MAX_PASSES):
                 if push:
-                    pushed, rejected = self.push()
-                    result.pushed += pushed
-                    result.rejected += rejected
+                    self.push(result)
                 if not pull:
                     break
                 try:
-                    result.refreshed += self.refresh()
-                    result.pulled += self.pull()
+                    self.refresh(result)
+                    self.pull(result)
                     break
                 except PushFirst:
                     continue
+            else:
+                raise SyncError(
+                    "Changes kept being made on this device while it received the others'; "
+                    "the rest is received in the next round."
+                )
             with self.factory() as s, s.begin():
                 sync_device.record_success(s, self.server_url)
             result.complete = True
         except SyncError as exc:
             result.error = str(exc)
-            with self.factory() as s, s.begin():
-                sync_device.record_failure(s, str(exc), None)
+            result.state = state_of(exc)
+            result.status, result.code = exc.status, exc.code
+            if result.state != "cancelled":  # a cancel is not a failure to show
+                with self.factory() as s, s.begin():
+                    sync_device.record_failure(s, str(exc), None)
         return result
 
 

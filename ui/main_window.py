@@ -17,9 +17,8 @@ from __future__ import annotations
 import importlib
 from typing import Any, Protocol, cast
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QIcon, QImage, QKeySequence, QPainter, QPixmap
-from PySide6.QtSvg import QSvgRenderer
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
     QButtonGroup,
     QFrame,
@@ -36,7 +35,7 @@ from PySide6.QtWidgets import (
 from app import __version__
 from ui.context import UiContext
 from ui.i18n import tr
-from ui.resources import RESOURCES, icon
+from ui.resources import icon
 from ui.sync_controller import StatusLine, sync_controller
 from ui.widgets import TOUCH
 
@@ -91,15 +90,6 @@ PARENT = {
 }
 
 
-#: Rail icons not in resources/icons yet, in the set's style (24 px, 2 px #5f6b7a strokes).
-DRAWN_ICONS = {
-    "sync": (
-        '<svg xmlns="http://www.w3.org/2000/svg" width="24" height="24" viewBox="0 0 24 24" '
-        'fill="none" stroke="#5f6b7a" stroke-width="2" stroke-linecap="round" '
-        'stroke-linejoin="round"><path d="M20 11a8 8 0 0 0-14.9-3.5"/><path d="M4 3v5h5"/>'
-        '<path d="M4 13a8 8 0 0 0 14.9 3.5"/><path d="M20 21v-5h-5"/></svg>'
-    ),
-}
 #: The warning colour of rejected changes in the status bar.
 WARNING_COLOUR = "#b3261e"
 
@@ -178,7 +168,7 @@ class MainWindow(QMainWindow):
         for name, label, icon_name, shortcut in RAIL:
             button = QToolButton()
             button.setText(tr(label))
-            button.setIcon(self._rail_icon(icon_name))
+            button.setIcon(icon(icon_name))
             button.setCheckable(True)
             button.setAutoRaise(True)
             button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
@@ -247,22 +237,6 @@ class MainWindow(QMainWindow):
 
         self._build_menus()
         self._restore()
-
-    @staticmethod
-    def _rail_icon(name: str) -> QIcon:
-        if (RESOURCES / "icons" / f"{name}.svg").exists() or name not in DRAWN_ICONS:
-            return icon(name)
-        # Drawn here until the icon set has it (same size, stroke and colour).
-        renderer = QSvgRenderer(QByteArray(DRAWN_ICONS[name].encode()))
-        result = QIcon()
-        for size in (24, 48, 72):
-            image = QImage(size, size, QImage.Format.Format_ARGB32_Premultiplied)
-            image.fill(Qt.GlobalColor.transparent)
-            painter = QPainter(image)
-            renderer.render(painter)
-            painter.end()
-            result.addPixmap(QPixmap.fromImage(image))
-        return result
 
     def _show_sync(self) -> None:
         self.sync_status.show_line(self.sync.line())

@@ -19,9 +19,14 @@ When it syncs, once :meth:`SyncController.start` was called (the main window doe
 The server's address is the device's (``app.services.sync_settings``); its sign-in comes
 from :class:`sync.credentials.CredentialStore` in the data folder and is read on the
 worker. Being offline is normal: the round ends calmly (after a few quick retries) and the
-next tick tries again. A round that received or corrected anything announces every kind of
-change, so each screen shows the new data. :meth:`SyncController.stop` (window close)
-stops the timers and ends a round under way at its next request or wait.
+next tick tries again. How the last round ended is the client's ``RoundResult.state``
+(offline, busy, refused, ...), shown in plain words by :func:`trouble`; a refused sign-in
+asks for the device to be linked again. A round that received or corrected anything
+announces every kind of change, so each screen shows the new data. While started, the
+status is read again every minute (:data:`AGE_REFRESH_MS`), so the age of the oldest unsent
+change stays current even with automatic sync off. :meth:`SyncController.stop` (window
+close) stops the timers and cancels a round under way (the client's cancel event: it ends
+after its last stored step, at once if it was waiting to retry).
 """
 
 from __future__ import annotations
@@ -34,7 +39,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 from PySide6.QtCore import QLocale, QObject, QSettings, Qt, QTime, QTimer, Signal
 
 from app.backend import Backend
@@ -43,7 +47,7 @@ from app.paths import data_dir
 from app.services import sync_settings
 from app.services.sync_device import SyncStatus
 from app.services.sync_settings import SyncOverview
-from sync.client import RETRY_STATUSES, RoundResult, SyncClient, age, link_device
+from sync.client import RoundResult, SyncClient, age, link_device
 from sync.credentials import CredentialStore, DeviceCredentials
 from ui.context import Changed, UiContext
 from ui.i18n import tr
@@ -51,6 +55,8 @@ from ui.widgets import local_time, plural
 
 #: Wait after a write before syncing it (a burst of writes is one round).
 DEBOUNCE_MS = 2000
+#: How often the status is read again to keep the age of the oldest unsent change current.
+AGE_REFRESH_MS = 60_000
 INTERVAL_KEY = "sync/interval_s"
 DEFAULT_INTERVAL_S = 60
 #: The choices Settings offers, in seconds (0: only after writes and "Sync now").
@@ -88,6 +94,16 @@ OK, OFFLINE, BUSY, REFUSED, ERROR, STOPPED, NOT_LINKED = (
     "stopped",
     "not_linked",
 )
+#: The client's round state -> the connection shown (a cancel here is the app closing).
+CONNECTION: dict[str, str] = {
+    "ok": OK,
+    "offline": OFFLINE,
+    "busy": BUSY,
+    "refused": REFUSED,
+    "not_linked": NOT_LINKED,
+    "cancelled": STOPPED,
+    "error": ERROR,
+}
 
 
 def credential_folder(backend: Backend) -> Path:
@@ -113,37 +129,6 @@ def interval_setting() -> int:
 
 
 # ---------------------------------------------------------------------- the worker side
-
-
-class _Stopped(Exception):
-    """The app is closing: the round ends here (every step before is stored)."""
-
-
-class WatchedTransport(httpx.BaseTransport):
-    """The real HTTP transport, watched: it notes whether the last request reached the
-    server (so a failed round can say "offline" rather than "refused"), and ends the round
-    at its next request once the app closes."""
-
-    def __init__(self, stop: threading.Event) -> None:
-        self._inner = httpx.HTTPTransport()
-        self._stop = stop
-        self.unreachable = False
-        self.busy = False
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if self._stop.is_set():
-            raise _Stopped()
-        try:
-            response = self._inner.handle_request(request)
-        except httpx.TransportError:
-            self.unreachable, self.busy = True, False
-            raise
-        self.unreachable = False
-        self.busy = response.status_code in RETRY_STATUSES
-        return response
-
-    def close(self) -> None:
-        self._inner.close()
 
 
 @dataclass(frozen=True)
@@ -188,32 +173,18 @@ def run_round(
         else:
             report(stage, done, 0)
 
-    def sleep(seconds: float) -> None:
-        if stop.wait(seconds):
-            raise _Stopped()
-
-    transport = WatchedTransport(stop)
-    try:
-        with SyncClient(
-            backend.factory,
-            url,
-            credentials=creds,
-            transport=transport,
-            sleep=sleep,
-            on_progress=progress,
-            **options,
-        ) as client:
-            result = client.round()
-    except _Stopped:
-        return RoundOutcome(STOPPED)
-    if result.error is None:
+    with SyncClient(
+        backend.factory,
+        url,
+        credentials=creds,
+        cancel=stop,
+        on_progress=progress,
+        **options,
+    ) as client:
+        result = client.round()
+    connection = CONNECTION.get(result.state, ERROR)
+    if connection == OK:
         return RoundOutcome(OK, result)
-    if transport.unreachable:
-        connection = OFFLINE
-    elif transport.busy:
-        connection = BUSY
-    else:
-        connection = REFUSED
     return RoundOutcome(connection, result, result.error)
 
 
@@ -257,16 +228,81 @@ def short_time(value: datetime) -> str:
     return local_time(value)
 
 
-def unsent_text(status: SyncStatus, now: datetime) -> str:
+def unsent_text(status: SyncStatus, now: datetime, *, lower: bool = False) -> str:
+    """ "3 unsent · oldest 2 h", or "All changes sent" ("all changes sent" with ``lower``)."""
     if not status.unsent:
-        return tr("All changes sent")
+        return tr("all changes sent") if lower else tr("All changes sent")
     text = plural(status.unsent, "{n} unsent", "{n} unsent")
-    oldest = age(status.oldest_unsent_at, now)
+    oldest = oldest_age(status, now)
     if oldest:
-        if oldest.endswith(" s"):
-            oldest = tr("under 1 min")
         text += " · " + tr("oldest {age}").format(age=oldest)
     return text
+
+
+def oldest_age(status: SyncStatus, now: datetime) -> str:
+    """How old the oldest unsent change is ("2 h", "under 1 min"); "" when none is."""
+    if not status.unsent:
+        return ""
+    oldest = age(status.oldest_unsent_at, now)
+    return tr("under 1 min") if oldest.endswith(" s") else oldest
+
+
+def sign_in_refused(outcome: RoundOutcome | None) -> bool:
+    """Whether the server refused this device's sign-in (revoked, or its user disabled):
+    only linking the device again helps."""
+    return (
+        outcome is not None
+        and outcome.connection == REFUSED
+        and outcome.result is not None
+        and outcome.result.status == 401
+    )
+
+
+def trouble(outcome: RoundOutcome | None, *, retrying: bool) -> tuple[str, str]:
+    """What went wrong in the last round, in plain words: (a short headline, an
+    explanation); ("", "") when nothing did. ``retrying``: automatic rounds are on."""
+    if outcome is None or outcome.connection in (OK, STOPPED, NOT_LINKED):
+        return "", ""
+    message = outcome.message or ""
+    later = (
+        tr("Sync tries again by itself.")
+        if retrying
+        else tr("Automatic sync is off: it tries again after your next change, or use Sync now.")
+    )
+    if outcome.connection == OFFLINE:
+        return (
+            tr("Offline — will retry") if retrying else tr("Offline"),
+            tr(
+                "The server cannot be reached just now. Your changes are kept on this "
+                "device, in order, and sent when it can be reached. {later}"
+            ).format(later=later),
+        )
+    if outcome.connection == BUSY:
+        return (
+            tr("Server busy — will retry") if retrying else tr("Server busy"),
+            tr(
+                "The server answered that it is busy and asked to try later ({message}). "
+                "Nothing is lost. {later}"
+            ).format(message=message, later=later),
+        )
+    if sign_in_refused(outcome):
+        return (
+            tr("Sign-in refused: link this device again"),
+            tr(
+                "The server no longer accepts this device's sign-in (it was revoked, or the "
+                "user was disabled). In Settings, link this device again with your user "
+                "name and password. Nothing recorded here is lost. ({message})"
+            ).format(message=message),
+        )
+    if outcome.connection == REFUSED:
+        return (
+            tr("Refused by the server"),
+            tr("The server refused to sync with this device: {message}").format(message=message),
+        )
+    return (
+        tr("Sync failed"),
+        tr("Sync failed on this device: {message}").format(message=message),
+    )
 
 
 def status_line(
@@ -274,41 +310,39 @@ def status_line(
     linked: bool,
     status: SyncStatus | None,
     running: bool,
-    connection: str | None,
-    message: str | None,
+    outcome: RoundOutcome | None,
+    retrying: bool,
     now: datetime,
 ) -> StatusLine:
-    """The status bar's sync text from the controller's state (see :class:`StatusLine`)."""
+    """The status bar's sync text from the controller's state (see :class:`StatusLine`).
+    The count and age of the unsent changes are always in it."""
     if status is None:
         return StatusLine(tr("Sync: …"), "", "")
     rejected = plural(status.rejected, "{n} rejected", "{n} rejected") if status.rejected else ""
-    waiting = plural(status.unsent, "{n} unsent", "{n} unsent")
     if not linked:
+        waiting = plural(status.unsent, "{n} unsent", "{n} unsent")
         tip = tr(
             "This device is not linked to the program's server. Everything you record is "
             "kept here, in order ({unsent}); link it in Settings to send it."
         ).format(unsent=waiting)
-        return StatusLine(tr("Not linked to a server"), rejected, tip)
+        text = tr("Not linked to a server")
+        if status.unsent:
+            text += " · " + unsent_text(status, now)
+        return StatusLine(text, rejected, tip)
     synced = (
         tr("synced {time}").format(time=short_time(status.last_ok_at))
         if status.last_ok_at
         else tr("never synced")
     )
     tip = tr("Click to see what is unsent, rejected or in review.")
+    headline, explanation = trouble(outcome, retrying=retrying)
     if running:
-        text = tr("Syncing…") + (f" · {waiting}" if status.unsent else "")
-    elif connection == OFFLINE:
-        text = tr("Offline") + " · " + (waiting if status.unsent else tr("all changes sent"))
-        tip = tr(
-            "The server cannot be reached just now. Changes are kept on this device and "
-            "sent when it can be; sync tries again by itself."
-        )
-    elif connection == BUSY:
-        text = tr("Server busy") + " · " + (waiting if status.unsent else tr("all changes sent"))
-        tip = message or tip
-    elif connection in (REFUSED, ERROR):
-        text = tr("Sync stopped") + " · " + (waiting if status.unsent else synced)
-        tip = tr("Sync stopped: {error}").format(error=message or "")
+        text = tr("Syncing…")
+        if status.unsent:
+            text += " · " + unsent_text(status, now)
+    elif headline:
+        text = headline + " · " + unsent_text(status, now, lower=True)
+        tip = explanation + " " + tip
     else:
         text = unsent_text(status, now) + " · " + synced
     return StatusLine(text, rejected, tip)
@@ -390,6 +424,13 @@ class SyncController(QObject):
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(debounce_ms)
         self._debounce.timeout.connect(self._tick)
+        #: Reads the status again every minute while automatic sync is on (start to stop),
+        #: so the age of the oldest unsent change stays current with no round to refresh it
+        #: (interval Off, offline, or not linked).
+        self.age_timer = QTimer(self)
+        self.age_timer.setInterval(AGE_REFRESH_MS)
+        self.age_timer.setTimerType(Qt.TimerType.VeryCoarseTimer)
+        self.age_timer.timeout.connect(self._age_tick)
         self.interval_s = interval_setting()
         ctx.data_changed.connect(self._on_data_changed)
         self.refresh()
@@ -400,13 +441,27 @@ class SyncController(QObject):
     def connection(self) -> str | None:
         return self.last.connection if self.last is not None else None
 
+    @property
+    def retrying(self) -> bool:
+        """Whether a failed round is tried again by itself on the timer."""
+        return self.active and self.interval_s > 0
+
+    @property
+    def sign_in_refused(self) -> bool:
+        """The last round's sign-in was refused: the device must be linked again."""
+        return self.linked and sign_in_refused(self.last)
+
+    def trouble(self) -> tuple[str, str]:
+        """What went wrong in the last round (see :func:`trouble`)."""
+        return trouble(self.last, retrying=self.retrying)
+
     def line(self) -> StatusLine:
         return status_line(
             linked=self.linked,
             status=self.status,
             running=self.running,
-            connection=self.connection,
-            message=self.last.message if self.last else None,
+            outcome=self.last,
+            retrying=self.retrying,
             now=utcnow(),
         )
 
@@ -461,6 +516,7 @@ class SyncController(QObject):
             return
         self.active = True
         self._stop = threading.Event()
+        self.age_timer.start()
         self._sync_when_known = True
         self.refresh(recheck_link=True)
 
@@ -472,6 +528,7 @@ class SyncController(QObject):
         self._again = False
         self._timer.stop()
         self._debounce.stop()
+        self.age_timer.stop()
         self._stop.set()
         if self.running:
             self.ctx.runner.wait()
@@ -481,6 +538,11 @@ class SyncController(QObject):
         self.interval_s = max(0, int(seconds))
         self._timer.stop()
         self._arm()
+        self.changed.emit()  # "will retry" depends on it
+
+    def _age_tick(self) -> None:
+        if self.active and not self.running:
+            self.refresh()
 
     @property
     def pending(self) -> bool:
@@ -610,6 +672,7 @@ class SyncController(QObject):
         def stored(wanted: str, creds: DeviceCredentials) -> None:
             self.server_url = wanted
             self._link_known = True
+            self.last = None  # a refused sign-in is the old one's
             self._set_link(creds, None)
             self.link_finished.emit(None)
             self.sync_now()
@@ -627,6 +690,7 @@ class SyncController(QObject):
         self._debounce.stop()
 
         def done(_: object) -> None:
+            self.last = None
             self._set_link(None, None)
             self.unlink_finished.emit(None)
 

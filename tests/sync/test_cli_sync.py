@@ -12,8 +12,9 @@ from sqlalchemy import select
 from app.db import open_db
 from app.models import Role, StandInventory, StandOrder
 from app.paths import DB_FILENAME
-from app.services import sales
+from app.services import sales, users
 from app.services.base import Actor
+from sync.credentials import CredentialStore
 from tests.conftest import Cli
 from tests.sync.conftest import Live
 from tests.sync.devices import make_device
@@ -63,3 +64,20 @@ def test_link_sync_status_and_export(
     assert r.code == 0
     assert out.read_text() == ""
     assert json.loads(run("sync", "--status", "--json").out)["unsent"] == 0
+    assert run("sync", "--json").json()["round"]["state"] == "ok"
+
+    # The office revokes this device: the round says it was refused and how to fix it.
+    creds = CredentialStore(tmp_path).load(live.url)
+    assert creds is not None
+    with live.factory() as s, s.begin():
+        users.revoke_device(s, creds.device_id)
+    r = run("sync")
+    assert r.code == 2
+    assert f"Refused by the server: {users.INVALID_DEVICE}" in r.out
+    assert f"link it again with 'standctl sync --link --server {live.url}" in r.out
+    answer = run("sync", "--json").json()["round"]
+    assert (answer["state"], answer["status"], answer["complete"]) == ("refused", 401, False)
+    r = run("sync", "--link", "--server", live.url, "--user", "rep.anna")
+    assert r.code == 0, r.err
+    r = run("sync")
+    assert r.code == 0, r.out + r.err

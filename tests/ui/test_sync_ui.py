@@ -9,7 +9,6 @@ everything stands for a machine without one, so no test touches the user's keyri
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -19,21 +18,23 @@ import pytest
 from keyring.backends import fail
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
-from sqlalchemy import select
+from sqlalchemy import update
 
 from app.backend import Backend
-from app.models import Role, StandInventory, StandOrder
-from app.services import refills, sales, sync_settings
+from app.clock import utcnow
+from app.models import ChangeLog, Role, StandOrder
+from app.services import refills, sales, sync_settings, users
 from app.services.base import Actor
 from sync.client import link_device
 from sync.credentials import CredentialStore, DeviceCredentials
 from tests.sync.conftest import Live
 from tests.sync.devices import Device, make_device
+from tests.sync.test_client_state import always_503, dead_url, kiosk_sku
 from tests.sync.world import PASSWORD
 from tests.ui.conftest import wait_idle
 from ui.context import UiContext
 from ui.main_window import MainWindow
-from ui.sync_controller import OFFLINE, OK, SyncController, sync_controller
+from ui.sync_controller import BUSY, OFFLINE, OK, REFUSED, SyncController, sync_controller
 from ui.tasks import TaskRunner
 from ui.views.settings import SettingsView
 from ui.views.sync_view import SyncView
@@ -105,17 +106,6 @@ def _link(qtbot, rig: Rig, url: str, creds: DeviceCredentials | None = None) -> 
     wait_idle(qtbot, rig.ctx)
 
 
-def _sku(live: Live) -> str:
-    with live.factory() as s, s.begin():
-        sku = s.scalars(
-            select(StandInventory.product_id).where(
-                StandInventory.stand_id == live.world.stand[KIOSK]
-            )
-        ).first()
-    assert sku is not None
-    return sku
-
-
 def _sell(rig: Rig, stand_id: str, sku: str) -> str:
     """A sale recorded on the device (offline: nothing goes anywhere by itself), announced
     the way the Sale screen announces it."""
@@ -140,21 +130,17 @@ def _window(qtbot, rig: Rig) -> MainWindow:
     return window
 
 
-def _dead_url() -> str:
-    """A loopback address nobody listens on: connections are refused at once."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
-
-
 # ---------------------------------------------------------------------- tests
 
 
 def test_not_linked(qtbot, ui_backend: Backend, two_stands, rigs, tmp_path: Path) -> None:
     rig = rigs(tmp_path, ui_backend)
     window = _window(qtbot, rig)
-    assert window.sync_status.text.text() == "Not linked to a server"
+    unsent = rig.backend.call(sync_settings.overview).status.unsent
+    assert unsent > 1  # the stands' onboarding, kept to be sent once linked
+    assert window.sync_status.text.text() == (
+        f"Not linked to a server · {unsent} unsent · oldest under 1 min"
+    )
     assert "link it in Settings" in window.sync_status.toolTip()
     assert not rig.sync.sync_now()
     window.go("sync")
@@ -162,10 +148,14 @@ def test_not_linked(qtbot, ui_backend: Backend, two_stands, rigs, tmp_path: Path
     view = window.views["sync"]
     assert isinstance(view, SyncView)
     assert view.headline.text() == "Not linked to a server"
+    assert view.detail.text() == (
+        f"{unsent} changes are kept on this device until it is linked (the oldest for under 1 min)."
+    )
     assert view.not_linked.isVisible()
     assert not view.sync_button.isVisible()
     assert not view.sync_action.isEnabled()
     assert view.export_button.isEnabled()  # a backup needs no server
+    assert view.tables["unsent"].rowCount() == unsent
     assert view.empties["unsent"].text() == "No changes made on this device are waiting."
     qtbot.mouseClick(view.settings_button, Qt.MouseButton.LeftButton)
     wait_idle(qtbot, rig.ctx)
@@ -188,7 +178,7 @@ def test_status_bar_and_sync_now_send_an_offline_sale(
     assert bar.text.text() == "All changes sent · never synced"
     assert not bar.rejected.isVisible()
 
-    order = _sell(rig, live.world.stand[KIOSK], _sku(live))
+    order = _sell(rig, live.world.stand[KIOSK], kiosk_sku(live))
     wait_idle(qtbot, rig.ctx)
     assert bar.text.text() == "1 unsent · oldest under 1 min · never synced"
     assert not _on_server(live, order)  # not started: nothing syncs by itself
@@ -241,7 +231,7 @@ def test_automatic_rounds_one_at_a_time_and_stopped_on_close(
     assert sync.scheduled  # the next one on the timer (a minute by default)
 
     # A write: a round shortly after, by itself.
-    kiosk, sku = live.world.stand[KIOSK], _sku(live)
+    kiosk, sku = live.world.stand[KIOSK], kiosk_sku(live)
     first = _sell(rig, kiosk, sku)
     qtbot.waitUntil(lambda: _on_server(live, first) and not sync.pending, timeout=ROUND_MS)
 
@@ -267,7 +257,7 @@ def test_offline_is_calm_and_closing_ends_a_round(
     qtbot, ui_backend: Backend, two_stands, rigs, tmp_path: Path
 ) -> None:
     rig = rigs(tmp_path, ui_backend, client_options={"max_attempts": 1})
-    url = _dead_url()
+    url = dead_url()
     _link(qtbot, rig, url, DeviceCredentials(url, ANNA.user, "device-1", "secret"))
     _sell(rig, two_stands[0].stand_id, two_stands[0].product_ids[0])
     window = _window(qtbot, rig)
@@ -278,9 +268,12 @@ def test_offline_is_calm_and_closing_ends_a_round(
     wait_idle(qtbot, rig.ctx)
     unsent = rig.backend.call(sync_settings.overview).status.unsent
     assert unsent > 1  # the stands' onboarding and the sale
-    assert window.sync_status.text.text() == f"Offline · {unsent} unsent"
+    # Automatic sync is not started here, so the words do not promise a retry.
+    assert window.sync_status.text.text() == f"Offline · {unsent} unsent · oldest under 1 min"
+    assert "Sync now" in window.sync_status.toolTip()
     view = window.views["sync"]
-    assert view.problem.text().startswith("Offline: the server cannot be reached")
+    assert view.headline.text() == f"Offline · {unsent} unsent · oldest under 1 min"
+    assert view.problem.text().startswith("The server cannot be reached just now.")
     assert view.tables["unsent"].rowCount() == unsent
     assert view.sync_button.isEnabled()  # tried again on the next tick, or now
 
@@ -298,7 +291,7 @@ def test_rejected_changes_show_the_reason_and_what_to_do(
     live: Live,
     device_rig,
 ) -> None:
-    kiosk, sku = live.world.stand[KIOSK], _sku(live)
+    kiosk, sku = live.world.stand[KIOSK], kiosk_sku(live)
     with live.factory() as s:
         refill = refills.request_refill(s, ADMIN, kiosk, {sku: 6}).refill_id
         refills.approve_refill(s, ADMIN, refill)
@@ -451,7 +444,7 @@ def test_settings_link_and_unlink(
     assert rig.sync.interval_s == 300
 
     # Unlink, after a question that says the unsent changes stay.
-    _sell(rig, live.world.stand[KIOSK], _sku(live))
+    _sell(rig, live.world.stand[KIOSK], kiosk_sku(live))
     wait_idle(qtbot, rig.ctx)
     questions: list[str] = []
 
@@ -469,4 +462,97 @@ def test_settings_link_and_unlink(
     assert view.sync_status.text() == "Not linked to a server."
     assert view.url_edit.text()  # the address is offered again
     assert rig.backend.call(sync_settings.overview).status.unsent == 1
-    assert rig.sync.line().text == "Not linked to a server"
+    assert rig.sync.line().text == "Not linked to a server · 1 unsent · oldest under 1 min"
+
+
+def test_a_refused_sign_in_asks_to_link_again_and_linking_again_sends(
+    qtbot,
+    live: Live,
+    device_rig,
+) -> None:
+    rig = device_rig()
+    creds = link_device(live.url, ANNA.user, PASSWORD, "test desktop")
+    _link(qtbot, rig, live.url, creds)
+    with live.factory() as s, s.begin():
+        users.revoke_device(s, creds.device_id)  # the office revokes this device
+    order = _sell(rig, live.world.stand[KIOSK], kiosk_sku(live))
+    window = _window(qtbot, rig)
+    window.go("sync")
+    with qtbot.waitSignal(rig.sync.round_finished, timeout=ROUND_MS) as done:
+        assert rig.sync.sync_now()
+    assert done.args[0].connection == REFUSED
+    wait_idle(qtbot, rig.ctx)
+    bar = window.sync_status.text.text()
+    assert bar == "Sign-in refused: link this device again · 1 unsent · oldest under 1 min"
+    assert "link this device again with your user name and password" in (
+        window.sync_status.toolTip()
+    )
+    view = window.views["sync"]
+    assert view.headline.text() == bar
+    assert view.not_linked.isVisible()
+    assert view.not_linked_text.text().startswith("The server no longer accepts")
+    assert view.settings_button.text() == "Link again in Settings"
+    assert view.problem.text() == f"The server said: {users.INVALID_DEVICE}"
+    assert view.tables["unsent"].rowCount() == 1  # nothing lost
+
+    # Settings offers the sign-in form again, filled in but for the password.
+    qtbot.mouseClick(view.settings_button, Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, rig.ctx)
+    settings = window.views["settings"]
+    assert isinstance(settings, SettingsView)
+    assert settings.sync_trouble.text().startswith("Sign-in refused: link this device again.")
+    assert settings.link_button.isVisible()
+    assert settings.link_button.text() == "Link this device again"
+    assert settings.url_edit.text() == live.url
+    assert settings.sync_user_edit.text() == ANNA.user
+    qtbot.keyClicks(settings.password_edit, PASSWORD)
+    with qtbot.waitSignal(rig.sync.round_finished, timeout=ROUND_MS) as done:
+        qtbot.mouseClick(settings.link_button, Qt.MouseButton.LeftButton)
+    assert done.args[0].connection == OK
+    wait_idle(qtbot, rig.ctx)
+    assert _on_server(live, order)
+    assert not rig.sync.sign_in_refused
+    assert not settings.link_button.isVisible()
+    assert not settings.sync_trouble.isVisible()
+    assert window.sync_status.text.text().startswith("All changes sent · synced ")
+    window.close()
+
+
+def test_a_busy_server_says_so(
+    qtbot, ui_backend: Backend, two_stands, rigs, tmp_path: Path
+) -> None:
+    rig = rigs(tmp_path, ui_backend, client_options={"max_attempts": 2})
+    with always_503() as url:
+        _link(qtbot, rig, url, DeviceCredentials(url, ANNA.user, "device-1", "secret"))
+        window = _window(qtbot, rig)
+        with qtbot.waitSignal(rig.sync.round_finished, timeout=ROUND_MS) as done:
+            assert rig.sync.sync_now()
+        assert done.args[0].connection == BUSY
+        wait_idle(qtbot, rig.ctx)
+    unsent = rig.backend.call(sync_settings.overview).status.unsent
+    assert window.sync_status.text.text() == f"Server busy · {unsent} unsent · oldest under 1 min"
+    assert "busy and asked to try later" in window.sync_status.toolTip()
+    window.close()
+
+
+def test_the_age_of_the_oldest_unsent_change_stays_current_with_sync_off(
+    qtbot, ui_backend: Backend, two_stands, rigs, tmp_path: Path
+) -> None:
+    rig = rigs(tmp_path, ui_backend)
+    rig.sync.set_interval(0)
+    window = _window(qtbot, rig)
+    window.start()
+    wait_idle(qtbot, rig.ctx)
+    unsent = rig.backend.call(sync_settings.overview).status.unsent
+    assert window.sync_status.text.text().endswith(f"{unsent} unsent · oldest under 1 min")
+    assert rig.sync.age_timer.isActive()  # with no rounds at all
+    # Three hours go by with the app open and nothing written (the change log's times
+    # moved back instead).
+    with rig.backend.factory() as s, s.begin():
+        s.execute(update(ChangeLog).values(created_at=utcnow() - timedelta(hours=3, minutes=1)))
+    assert window.sync_status.text.text().endswith("oldest under 1 min")  # not yet read
+    rig.sync.age_timer.timeout.emit()
+    wait_idle(qtbot, rig.ctx)
+    assert window.sync_status.text.text().endswith(f"{unsent} unsent · oldest 3 h")
+    window.close()
+    assert not rig.sync.age_timer.isActive()

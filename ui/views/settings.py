@@ -45,7 +45,7 @@ from app.services.onboarding_views import DeviceSummary, device_summary
 from app.services.sync_settings import check_server_url
 from ui.context import Changed, UiContext
 from ui.i18n import tr
-from ui.sync_controller import INTERVAL_KEY, INTERVALS, sync_controller
+from ui.sync_controller import BUSY, INTERVAL_KEY, INTERVALS, OFFLINE, sync_controller
 from ui.widgets import TOUCH, FieldError, kinetic, local_time, plural
 
 ROLE_NAMES = {
@@ -55,6 +55,7 @@ ROLE_NAMES = {
     Role.PARTNER: "Partner (shop)",
 }
 USER_KEY, ROLE_KEY = "user/name", "user/role"
+WARNING = "#b3261e"
 INTERVAL_NAMES = {
     0: "Off (only after changes and Sync now)",
     60: "Every minute",
@@ -278,6 +279,9 @@ class SettingsView(QWidget):
             index = self.interval_combo.count() - 1
         self.interval_combo.setCurrentIndex(index)
         self.interval_combo.currentIndexChanged.connect(self._interval_chosen)
+        #: How the last round went wrong (offline, busy, refused...), when it did.
+        self.sync_trouble = _selectable(QLabel())
+        self.sync_trouble.setObjectName("sync_trouble")
         self.sync_message = QLabel()
         self.sync_message.setObjectName("sync_message")
         self.sync_message.setWordWrap(True)
@@ -292,6 +296,7 @@ class SettingsView(QWidget):
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.sync_form = form
         form.addRow(self.sync_status)
+        form.addRow(self.sync_trouble)
         form.addRow(self.sync_where)
         self.link_rows: list[QWidget] = []
         for caption, edit, error in (
@@ -485,12 +490,24 @@ class SettingsView(QWidget):
     def _show_sync(self) -> None:
         s = self.sync
         linked = s.linked
+        relink = s.sign_in_refused
         for row in self.link_rows:
-            self.sync_form.setRowVisible(row, not linked)
-        if not linked:
+            self.sync_form.setRowVisible(row, not linked or relink)
+        if not linked or relink:
             self.link_error.setVisible(bool(self.link_error.text()))
         self.sync_form.setRowVisible(self.linked_row, linked)
         self.sync_now_button.setEnabled(not s.running)
+        headline, explanation = s.trouble() if linked else ("", "")
+        self.sync_trouble.setText(f"{headline}. {explanation}" if headline else "")
+        self.sync_trouble.setStyleSheet(
+            "color: #5f6b7a;" if s.connection in (OFFLINE, BUSY) else f"color: {WARNING};"
+        )
+        self.sync_form.setRowVisible(self.sync_trouble, bool(headline))
+        if relink:
+            if not self.url_edit.text():
+                self.url_edit.setText(s.server_url or "")
+            if not self.sync_user_edit.text():
+                self.sync_user_edit.setText(s.username or "")
         if linked:
             self.sync_status.setText(
                 tr("Linked to {url} as {user}.").format(url=s.server_url, user=s.username)
@@ -524,11 +541,19 @@ class SettingsView(QWidget):
         self._linking = busy
         for widget in (self.url_edit, self.sync_user_edit, self.password_edit, self.link_button):
             widget.setEnabled(not busy)
-        self.link_button.setText(tr("Linking…") if busy else tr("Link this device"))
+        again = self.sync.sign_in_refused
+        self.link_button.setText(
+            tr("Linking…")
+            if busy
+            else tr("Link this device again")
+            if again
+            else tr("Link this device")
+        )
 
     def link(self) -> bool:
-        """Check the form, then link in the background (:meth:`_link_finished` answers)."""
-        if self._linking or self.sync.linked:
+        """Check the form, then link in the background (:meth:`_link_finished` answers).
+        A linked device whose sign-in the server refused may be linked again."""
+        if self._linking or (self.sync.linked and not self.sync.sign_in_refused):
             return False
         for label in (*self.link_errors.values(), self.link_error):
             label.show_message("")

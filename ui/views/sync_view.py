@@ -1,16 +1,19 @@
 """Sync: what this device has not sent yet, what the server rejected and why, and what it
 holds for a manager's review; "Sync now" and "Export unsent changes…".
 
-The header says where sync stands (linked server, last sync, last problem) and shows a
-progress bar during a round. Three tabs list :func:`app.services.sync_device.items`:
+The header says where sync stands (linked server, last sync, how the last round went in
+plain words: "Offline — will retry", "Server busy", "Sign-in refused: link this device
+again"...) and shows a progress bar during a round. Three tabs list
+:func:`app.services.sync_device.items`:
 
 - **Unsent**: changes waiting for the server, oldest first, with how often they were tried;
 - **Rejected**: changes the server refused; the selected one's reason is shown large, with
   what to do about it (record the sale again, count the stand again…) and a way to its stand;
 - **In review**: counts the server holds until a manager decides.
 
-A device not linked to a server says so and offers Settings; its changes are listed all
-the same, and can be exported. The export writes every unsent and rejected change as JSON
+A device not linked to a server says so and offers Settings, and so does one whose
+sign-in the server refused (it must be linked again); its changes are listed all the
+same, and can be exported. The export writes every unsent and rejected change as JSON
 lines (full envelopes), a backup a rep can mail or keep on a stick.
 """
 
@@ -45,9 +48,8 @@ from ui.context import Changed, LatestRead, UiContext
 from ui.i18n import tr
 from ui.sync_controller import (
     BUSY,
-    ERROR,
     OFFLINE,
-    REFUSED,
+    oldest_age,
     short_time,
     sync_controller,
     unsent_text,
@@ -104,6 +106,22 @@ def hint_for(op_type: str) -> str:
         if op_type.startswith(prefix) and len(prefix) > len(best):
             best = prefix
     return tr(HINTS[best]) if best else tr(DEFAULT_HINT)
+
+
+def not_linked_words() -> str:
+    return tr(
+        "This device is not linked to the program's server. Everything recorded here is "
+        "kept on this computer, in order, and is sent once you link it: in Settings, with "
+        "the server's address and your user name and password."
+    )
+
+
+def relink_words() -> str:
+    return tr(
+        "The server no longer accepts this device's sign-in. Link it again in Settings "
+        "with your user name and password; everything recorded here stays on this "
+        "computer and is sent then."
+    )
 
 
 def export_name(today: date) -> str:
@@ -274,13 +292,8 @@ class SyncView(QWidget):
         self.not_linked = QFrame()
         self.not_linked.setObjectName("not_linked")
         self.not_linked.setFrameShape(QFrame.Shape.StyledPanel)
-        self.not_linked_text = QLabel(
-            tr(
-                "This device is not linked to the program's server. Everything recorded "
-                "here is kept on this computer, in order, and is sent once you link it: "
-                "in Settings, with the server's address and your user name and password."
-            )
-        )
+        self.not_linked_text = QLabel(not_linked_words())
+        self.not_linked_text.setObjectName("not_linked_text")
         self.not_linked_text.setWordWrap(True)
         self.settings_button = QPushButton(tr("Link in Settings"))
         self.settings_button.setObjectName("settings_button")
@@ -410,7 +423,12 @@ class SyncView(QWidget):
         linked = s.linked
         if linked != self._linked_shown:
             self._fill(self.items)  # the empty lists say different things
-        self.not_linked.setVisible(status is not None and not linked)
+        relink = s.sign_in_refused
+        self.not_linked.setVisible(status is not None and (not linked or relink))
+        self.not_linked_text.setText(relink_words() if relink else not_linked_words())
+        self.settings_button.setText(
+            tr("Link again in Settings") if relink else tr("Link in Settings")
+        )
         self.sync_button.setVisible(linked)
         self.sync_button.setEnabled(linked and not s.running)
         self.sync_action.setEnabled(linked and not s.running)
@@ -425,15 +443,23 @@ class SyncView(QWidget):
             self.detail.setText(
                 plural(
                     status.unsent,
-                    "{n} change is kept on this device until it is linked.",
-                    "{n} changes are kept on this device until it is linked.",
+                    "{n} change is kept on this device until it is linked",
+                    "{n} changes are kept on this device until it is linked",
                 )
+                + tr(" (the oldest for {age}).").format(age=oldest_age(status, utcnow()))
                 if status.unsent
                 else tr("No changes are waiting on this device.")
             )
             self.problem.setText(s.link_error or "")
         else:
-            self.headline.setText(tr("Syncing…") if s.running else unsent_text(status, utcnow()))
+            headline, explanation = s.trouble()
+            if s.running:
+                text = tr("Syncing…")
+            elif headline:
+                text = headline + " · " + unsent_text(status, utcnow(), lower=True)
+            else:
+                text = unsent_text(status, utcnow())
+            self.headline.setText(text)
             synced = (
                 tr("last synced {time}").format(time=short_time(status.last_ok_at))
                 if status.last_ok_at
@@ -444,31 +470,19 @@ class SyncView(QWidget):
                     url=s.server_url, user=s.username or "?", synced=synced
                 )
             )
-            self.problem.setText(self._problem_text())
+            if relink:  # the banner below says what to do
+                explanation = tr("The server said: {message}").format(
+                    message=s.last.message if s.last else ""
+                )
+            elif not explanation and s.connection is None and status.last_error:
+                explanation = tr("Last problem: {error}").format(error=status.last_error)
+            self.problem.setText(explanation)
             calm = s.connection in (OFFLINE, BUSY)
             self.problem.setStyleSheet(MUTED if calm else f"color: {WARNING_COLOUR};")
         self.problem.setVisible(bool(self.problem.text()))
         self.rejected_badge.setText(
             plural(status.rejected, "{n} rejected", "{n} rejected") if status.rejected else ""
         )
-
-    def _problem_text(self) -> str:
-        s = self.sync
-        connection = s.connection
-        if connection == OFFLINE:
-            return tr(
-                "Offline: the server cannot be reached just now. Nothing is lost; sync tries "
-                "again by itself."
-            )
-        if connection == BUSY:
-            return tr("The server is busy; sync tries again by itself. ({error})").format(
-                error=s.last.message if s.last else ""
-            )
-        if connection in (REFUSED, ERROR):
-            return tr("Sync stopped: {error}").format(error=s.last.message if s.last else "")
-        if connection is None and s.status is not None and s.status.last_error:
-            return tr("Last problem: {error}").format(error=s.status.last_error)
-        return ""
 
     def _show_progress(self, stage: str, value: int, maximum: int) -> None:
         if maximum > 0:

@@ -83,6 +83,7 @@ class SequenceGap(Conflict):
 
 class DeviceIdentityConflict(Conflict):
     """Another change already holds this device id and sequence number: the device's
-    database was restored from a backup or copied, and must sign in as a new device."""
+    database was restored from a backup or copied. Its unsent changes can only leave it as an
+    export (starting such a copy as a new device is not built yet)."""
 
     code = "device_identity_conflict"

@@ -263,14 +263,18 @@ def push(
             if previous.device_id != device_id or previous.device_seq != seq:
                 raise DeviceIdentityConflict(
                     f"Change {op.op_id} was already received as another device's change "
-                    f"#{previous.device_seq}; link this device again as a new device."
+                    f"#{previous.device_seq}: this database was restored from a backup or "
+                    "copied. Its unsent changes cannot be sent from it; export them on the "
+                    "Sync screen and give the file to your manager."
                 )
             result.answers.append(Answer(op.op_id, seq, "duplicate", previous))
             continue
         if seq in taken or seq <= high:
             raise DeviceIdentityConflict(
                 f"This device's change #{seq} was already received with another id: its "
-                "database was restored from a backup or copied. Link it again as a new device."
+                "database was restored from a backup or copied. Its unsent changes cannot be "
+                "sent from it; export them on the Sync screen and give the file to your "
+                "manager."
             )
         if seq != high + 1:
             raise SequenceGap(high + 1)

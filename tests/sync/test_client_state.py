@@ -169,7 +169,8 @@ def test_a_device_restored_from_a_backup_is_refused(live: Live, tmp_path: Path) 
         result = restored.sync(sleep=_no_wait)
         assert (result.state, result.complete) == ("refused", False)
         assert (result.status, result.code) == (409, "device_identity_conflict")
-        assert "Link it again as a new device" in (result.error or "")
+        assert "restored from a backup" in (result.error or "")
+        assert "export them on the Sync screen" in (result.error or "")
         with factory() as s, s.begin():
             assert sync_device.status(s).unsent == 1
     finally:

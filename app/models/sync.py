@@ -66,7 +66,7 @@ class SyncReceivedOp(Base):
     __tablename__ = "sync_received_op"
     __table_args__ = (
         UniqueConstraint("device_id", "device_seq"),
-        # A count reads the device's earlier ops that were rejected or amended (migration 0007).
+        # A count reads the device's earlier ops that were rejected or amended (migration 0008).
         Index("ix_sync_received_op_device_status_seq", "device_id", "status", "device_seq"),
         Index("ix_sync_received_op_device_amended_seq", "device_id", "amended", "device_seq"),
     )

@@ -1,6 +1,5 @@
 """the feed read by sequence: pull pages and a count's look for overlapping counts use
-indexes instead of scanning the whole change log; a count's look for the device's rejected
-or amended ops too
+indexes instead of scanning the whole change log
 
 Revision ID: 0007
 Revises: 0006
@@ -26,22 +25,7 @@ def upgrade() -> None:
         unique=False,
     )
 
-    op.create_index(
-        "ix_sync_received_op_device_status_seq",
-        "sync_received_op",
-        ["device_id", "status", "device_seq"],
-        unique=False,
-    )
-    op.create_index(
-        "ix_sync_received_op_device_amended_seq",
-        "sync_received_op",
-        ["device_id", "amended", "device_seq"],
-        unique=False,
-    )
-
 
 def downgrade() -> None:
-    op.drop_index("ix_sync_received_op_device_amended_seq", table_name="sync_received_op")
-    op.drop_index("ix_sync_received_op_device_status_seq", table_name="sync_received_op")
     op.drop_index("ix_change_log_stand_type_seq", table_name="change_log")
     op.drop_index("ix_change_log_seq", table_name="change_log")

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, true
 from sqlalchemy.orm import Session
 
 from app.clock import ensure_utc, utcnow
@@ -595,17 +595,21 @@ def _unconfirmed(
     start = op.pending_from_seq if op.pending_from_seq is not None else 1
     wanted = set(products)
     refill_stands: dict[str, str] = {}
-    received = session.execute(
-        select(SyncReceivedOp.op_type, SyncReceivedOp.payload)
-        .where(
-            SyncReceivedOp.device_id == op.device_id,
-            SyncReceivedOp.device_seq >= start,
-            SyncReceivedOp.device_seq < op.device_seq,
-            or_(SyncReceivedOp.status == "rejected", SyncReceivedOp.amended.is_(True)),
-        )
-        .order_by(SyncReceivedOp.device_seq)
+    # Two reads, each along its index (device, status | amended, sequence): one read with
+    # "rejected OR amended" walked the device's whole window of ops.
+    window = (
+        SyncReceivedOp.device_id == op.device_id,
+        SyncReceivedOp.device_seq >= start,
+        SyncReceivedOp.device_seq < op.device_seq,
     )
-    for op_type, raw in received:
+    columns = (SyncReceivedOp.device_seq, SyncReceivedOp.op_type, SyncReceivedOp.payload)
+    received = sorted(
+        {
+            *session.execute(select(*columns).where(*window, SyncReceivedOp.status == "rejected")),
+            *session.execute(select(*columns).where(*window, SyncReceivedOp.amended == true())),
+        }
+    )
+    for _seq, op_type, raw in received:
         try:
             effects = list(_effects(session, op_type, json.loads(raw), refill_stands))
         except (KeyError, TypeError, ValueError, AttributeError):

@@ -32,10 +32,17 @@ class ChangeLog(Base):
     __table_args__ = (
         UniqueConstraint("device_id", "device_seq"),
         Index("ix_change_log_status_seq", "status", "device_seq"),
-        # The server's feed: pull pages by sequence, a count's look for overlapping counts
-        # of its stand (migration 0007).
+        # The server's feed: pull pages by sequence (migration 0007), a count's look for
+        # other devices' counts of its stand (0009: the device column in the index, so the
+        # counting device's own counts are skipped without reading their rows).
         Index("ix_change_log_seq", "device_seq"),
-        Index("ix_change_log_stand_type_seq", "scope_stand_id", "op_type", "device_seq"),
+        Index(
+            "ix_change_log_stand_type_seq_origin",
+            "scope_stand_id",
+            "op_type",
+            "device_seq",
+            "origin_device_id",
+        ),
     )
 
     op_id: Mapped[str] = mapped_column(ID, primary_key=True)

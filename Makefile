@@ -33,7 +33,9 @@ lint: $(VENV)/.installed-dev
 ## test: lint, then the whole test suite headless
 # On both cores, a test file per process at a time. Schemathesis gives every API operation
 # of a test the same test id, which pytest-xdist cannot tell apart (it would run one
-# operation each), so that module runs afterwards in one process.
+# operation each), so that module runs afterwards in one process. The seeded sync fault runs
+# (300 seeds on SQLite in two files, one per core, and 60 on PostgreSQL) are part of it;
+# bench/bench_sync_faults.py runs thousands (make bench).
 test: lint
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -n 2 --dist loadfile \
 		--ignore=tests/sync/test_schemathesis.py
@@ -49,6 +51,8 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/bench_server.py --stands 500 --days 90 --seconds 10 --clients 50
 	$(BIN)/python bench/bench_offline.py --ops 100000 --days 90
 	$(BIN)/python bench/bench_sync.py
+	$(BIN)/python bench/bench_sync_faults.py --seeds 2000
+	$(BIN)/python bench/bench_sync_faults.py --seeds 500 --pg
 
 ## screenshots: render every screen at 1280x800 and 1024x600 from a demo program (offscreen)
 SHOTS_DATA ?= build/screenshot-data

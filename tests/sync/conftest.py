@@ -13,6 +13,8 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -81,16 +83,21 @@ def fresh_pg_database(server_url: str) -> str:
     return server_url.rsplit("/", 1)[0] + "/" + name
 
 
-@pytest.fixture(scope="module")
-def pg_world(pg_server_url: str) -> tuple[str, World]:
-    """The test world in a fresh PostgreSQL database (once per module)."""
-    url = fresh_pg_database(pg_server_url)
+def world_in_pg(server_url: str) -> tuple[str, World]:
+    """The test world in a fresh database of the PostgreSQL server at ``server_url``."""
+    url = fresh_pg_database(server_url)
     sm = open_db(url)
     try:
         world = build_world(sm)
     finally:
         sm.kw["bind"].dispose()
     return url, world
+
+
+@pytest.fixture(scope="module")
+def pg_world(pg_server_url: str) -> tuple[str, World]:
+    """The test world in a fresh PostgreSQL database (once per module)."""
+    return world_in_pg(pg_server_url)
 
 
 @pytest.fixture
@@ -102,3 +109,13 @@ def pg_live(pg_world: tuple[str, World]) -> Iterator[Live]:
     with serve(url) as base:
         yield Live(base, world, sm)
     sm.kw["bind"].dispose()
+
+
+@pytest.fixture(scope="module")
+def sqlite_env(world_template: tuple[Path, World]) -> Iterator[Any]:
+    """The seeded fault runs' SQLite environment (tests/sync/test_sync_faults.py), one per
+    test module: the files that split the seeds share it."""
+    from tests.sync.test_sync_faults import sqlite_environment
+
+    with sqlite_environment(world_template) as env:
+        yield env

@@ -63,6 +63,32 @@ def _device(src: Path, dest: Path) -> SessionFactory:
     return factory
 
 
+def _offline(
+    world_template: tuple[Path, World],
+    tmp_path: Path,
+    *,
+    days: int,
+    ops: int,
+    seed: int,
+    stands: tuple[str, ...] = ("North Kiosk A", "North Kiosk B"),
+    mix: tuple[tuple[str, float], ...] | None = None,
+) -> SessionFactory:
+    """A device of rep.anna that recorded ``ops`` ops offline over ``days`` days."""
+    path, world = world_template
+    device = _device(path, tmp_path / "device.db")
+    record_offline_days(
+        device,
+        REP_ANNA,
+        [world.stand[name] for name in stands],
+        days=days,
+        ops=ops,
+        start=world.built_at - timedelta(days=days + 1),
+        seed=seed,
+        **({"mix": mix} if mix else {}),
+    )
+    return device
+
+
 def _server(src: Path, dest: Path) -> tuple[SessionFactory, Principal]:
     factory = _copy(src, dest)
     server = feed.feed_sessionmaker(factory.kw["bind"])
@@ -278,17 +304,7 @@ def test_bulk_and_per_op_push_agree(
     world_template: tuple[Path, World], tmp_path: Path, seed: int
 ) -> None:
     path, world = world_template
-    device = _device(path, tmp_path / "device.db")
-    stands = [world.stand["North Kiosk A"], world.stand["North Kiosk B"]]
-    record_offline_days(
-        device,
-        REP_ANNA,
-        stands,
-        days=3,
-        ops=160,
-        start=world.built_at - timedelta(days=4),
-        seed=seed,
-    )
+    device = _offline(world_template, tmp_path, days=3, ops=160, seed=seed)
     # Ops that read what the batch's earlier sales wrote: points redeemed down to the
     # balance those sales earned (the server opens a review when a redemption overdraws),
     # and a void of one of them.
@@ -346,17 +362,8 @@ def test_bulk_and_per_op_push_agree(
 def test_a_pulled_page_applies_in_bulk_as_op_by_op(
     world_template: tuple[Path, World], tmp_path: Path
 ) -> None:
-    path, world = world_template
-    device = _device(path, tmp_path / "device.db")
-    record_offline_days(
-        device,
-        REP_ANNA,
-        [world.stand["North Kiosk A"], world.stand["North Kiosk B"]],
-        days=2,
-        ops=120,
-        start=world.built_at - timedelta(days=3),
-        seed=5,
-    )
+    path, _world = world_template
+    device = _offline(world_template, tmp_path, days=2, ops=120, seed=5)
     server, principal = _server(path, tmp_path / "server.db")
     ops = [replace(op, device_seq=n) for n, op in enumerate(ops_of(device), start=1)]
     with server() as s, s.begin():
@@ -399,16 +406,14 @@ def test_the_payload_json_is_stored_as_sent(
     world_template: tuple[Path, World], tmp_path: Path
 ) -> None:
     """A bulk-applied op's feed row and received op keep the payload the device sent."""
-    path, world = world_template
-    device = _device(path, tmp_path / "device.db")
-    record_offline_days(
-        device,
-        REP_ANNA,
-        [world.stand["North Kiosk A"]],
+    path, _world = world_template
+    device = _offline(
+        world_template,
+        tmp_path,
         days=1,
         ops=20,
-        start=world.built_at - timedelta(days=2),
         seed=1,
+        stands=("North Kiosk A",),
         mix=(("sale", 1.0),),
     )
     server, principal = _server(path, tmp_path / "server.db")

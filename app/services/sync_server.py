@@ -1,7 +1,7 @@
 """The server's side of sync: applying a device's pushed ops, and the pages it pulls.
 
-A push is applied in **one transaction** (the caller's). Runs of plain facts (sales,
-write-offs, returns) that plainly pass their checks are written together by
+A push is applied in **one transaction** (the caller's). Plain facts (sales, write-offs,
+returns, counts applied as sent) that plainly pass their checks are written together by
 :mod:`app.services.apply.bulk`; every other op gets a savepoint of its own: an op that
 its type's ``check`` refuses is rolled back alone, kept with its reason (``sync_received_op``
 and ``sync_dead_letter``, never dropped) and answered ``rejected``; the others apply. A
@@ -350,24 +350,29 @@ class _Batch:
         (``len(fresh)``: done; earlier when an op took an id a later op had claimed, so the
         rest is planned again against the database with that op in it).
 
-        The plain facts :func:`bulk.plan` takes are written together; their rows may wait
+        The facts :func:`bulk.plan` takes are written together; their rows may wait
         while other ops run, as long as those ops cannot see the difference: a count or a
         refill request (their checks read no sales, stock levels or points) or a fact the
         plan left, and only when none of them mentions an id of a waiting row. Before any
         other op the waiting rows are written."""
         session = self.session
-        candidates = [
-            i
-            for i in range(start, len(fresh))
-            if bulk_apply
-            and fresh[i].op.op_type in bulk.BULK_TYPES
-            and fresh[i].schema_version <= SCHEMA_VERSION
+        rest = fresh[start:]
+        eligible = [
+            bulk_apply
+            and item.op.op_type in bulk.PLANNED_TYPES
+            and item.schema_version <= SCHEMA_VERSION
+            for item in rest
         ]
         planned = bulk.plan(
-            session, [fresh[i].op for i in candidates], self.access, self.principal.role, self.now
+            session,
+            [item.op for item in rest],
+            eligible,
+            self.access,
+            self.principal.role,
+            self.now,
         )
-        taken = {candidates[k]: v for k, v in planned.pieces.items()}
-        owner = {value: candidates[k] for value, k in planned.claims.items()}
+        taken = {start + k: v for k, v in planned.pieces.items()}
+        owner = {value: start + k for value, k in planned.claims.items()}
         waiting = bulk.Rows()
         for i in range(start, len(fresh)):
             item = fresh[i]

@@ -36,7 +36,9 @@ from app.models import (
     SyncReview,
 )
 from app.services import apply, feed, inventory, loyalty, sales, sync_device, sync_server
+from app.services.apply import bulk as bulk_apply
 from app.services.base import SCHEMA_VERSION
+from app.services.scope import AccessScope
 from app.services.users import Principal
 from tests.app.apply.replay import diff, ops_of, replay
 from tests.sync.procs import record_offline_days
@@ -426,3 +428,100 @@ def test_the_payload_json_is_stored_as_sent(
         assert json.loads(rows[op.op_id].payload) == dict(op.payload)
         assert json.loads(received[op.op_id].payload) == dict(op.payload)
         assert received[op.op_id].server_seq == rows[op.op_id].device_seq
+
+
+@pytest.mark.parametrize("refused_first", [False, True])
+def test_counts_apply_in_bulk_when_applied_as_sent(
+    world_template: tuple[Path, World], tmp_path: Path, refused_first: bool
+) -> None:
+    """A rep's clean days: counts that the server applies as sent are written in bulk with
+    the sales; one that another device's count overlaps (a review) or whose window holds a
+    refused op (an amended adjustment) goes the per-op way. Both paths agree."""
+    path, world = world_template
+    device = _offline(world_template, tmp_path, days=3, ops=150, seed=4)
+    good = [replace(op, device_seq=n) for n, op in enumerate(ops_of(device), start=2)]
+    counts = [o for o in good if o.op_type == "count.record"]
+    assert len(counts) >= 4
+    # Another device's count of the first counted stand arrives first: it overlaps.
+    other = _fresh_count(counts[0])
+    other = replace(other, device_id=new_id(), device_seq=1, base_seq=0)
+    sale = _sale(good)
+    # The device's op #1, pushed before the rest: a sale of the same products at the same
+    # stand that the server refuses (its order id is another sale's: the counts after it
+    # must correct for its stock, so the server amends them), or one it applies.
+    first = replace(_fresh_sale(sale), device_seq=1)
+    if refused_first:
+        with device() as s, s.begin():
+            used = s.scalars(select(StandOrder.id).limit(1)).one()
+        first.payload["order"]["id"] = used  # type: ignore[index]
+    device_id = good[0].device_id or ""
+
+    results = []
+    for name, bulk in (("plan.db", True), ("bulk.db", True), ("per_op.db", False)):
+        server, principal = _server(path, tmp_path / name)
+        _push(server, principal, other.device_id or "", [other], bulk=bulk)
+        refused = _push(server, principal, device_id, [first], bulk=bulk)[0][2] == "rejected"
+        assert refused == refused_first
+        if name == "plan.db":
+            # What the push will take in bulk, as it plans it.
+            with server() as s, s.begin():
+                planned = bulk_apply.plan(
+                    s,
+                    good,
+                    [o.op_type in bulk_apply.PLANNED_TYPES for o in good],
+                    AccessScope(Role.REP, territory="rep.anna"),
+                    Role.REP,
+                    world.built_at,
+                )
+            taken = {good[n].op_id for n in planned.pieces}
+            continue
+        results.append((server, _push(server, principal, device_id, good, bulk=bulk)))
+    (one, a), (two, b) = results
+    assert a == b
+    assert _received(one) == _received(two)
+    assert _feed(one) == _feed(two)
+    assert _reviews(one) == _reviews(two)
+    assert _reviews(one), "the overlapping count opens a review"
+    assert diff(one, two) == []
+    with one() as s, s.begin():
+        counted = {
+            (r.stand_id, r.product_id): r.last_counted_at for r in s.scalars(select(StandInventory))
+        }
+    with two() as s, s.begin():
+        for r in s.scalars(select(StandInventory)):
+            assert counted[(r.stand_id, r.product_id)] == r.last_counted_at
+    for server in (one, two):
+        assert _mismatches(server) == []
+    taken_counts = {o.op_id for o in counts} & taken
+    first_stand = counts[0].payload["stand_id"]
+    if refused_first:
+        # Every count's window holds the refused sale: counts go the per-op way, and those
+        # of its stand are amended.
+        assert taken_counts == set()
+        # The first count of the refused sale's stand and products absorbs it (later ones
+        # correct for that amended count in turn).
+        amended = {x[0] for x in _received(one) if x[5]}
+        sold = {i["product_id"] for i in first.payload["items"]}
+        absorbing = next(
+            o
+            for o in counts
+            if o.payload["stand_id"] == first.payload["order"]["stand_id"]
+            and sold & {x["product_id"] for x in o.payload["lines"]}
+        )
+        assert absorbing.op_id in amended
+    else:
+        # The overlapped counts go the per-op way (a review), and so do the later counts of
+        # that stand (the overlapped one is amended); the other stand's are written in bulk.
+        overlapped = {
+            o.op_id
+            for o in counts
+            if o.payload["stand_id"] == first_stand
+            and {x["product_id"] for x in o.payload["lines"]}
+            & {x["product_id"] for x in other.payload["lines"]}
+        }
+        assert counts[0].op_id in overlapped
+        elsewhere = {o.op_id for o in counts if o.payload["stand_id"] != first_stand}
+        assert elsewhere
+        assert taken_counts == elsewhere
+        by_id = {x[0]: x for x in a}
+        assert all(by_id[i][2] == "applied" for i in taken_counts)

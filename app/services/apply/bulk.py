@@ -1,24 +1,27 @@
-"""Bulk writing of the plain facts that make most of a sync: sales, write-offs and returns.
+"""Bulk writing of the facts that make most of a sync: sales, write-offs, returns and counts.
 
 A rep's outbox after a day offline is mostly ``sale.record`` ops. Written one by one through
 the ORM (a savepoint, a dozen lookups and a flush each) a push of 500 of them took seconds;
-here a run of consecutive plain facts is checked against a handful of set-wise reads and
-written with one ``INSERT`` per table (executemany) and one ``UPDATE`` per stock line.
+here a push's plain facts are checked against a handful of set-wise reads and written with
+one ``INSERT`` per table (executemany) and one ``UPDATE`` per stock line.
 
 The rules are those of :mod:`app.services.apply.stock`, not a second copy of them: an op is
 taken here only when it plainly passes (known staff actor, existing stand, partner and stock
-lines, whole quantities in range, ids unused in the database and in the run, in scope). Any
-op that does not — a reused id, an unknown product, a malformed payload — is left to the
+lines, whole quantities in range, ids unused in the database and earlier in the push, in
+scope), and a count only when the server applies it as sent (nothing in its window was
+refused or amended, no other device's count overlaps it). Any op that does not — a reused
+id, an unknown product, a malformed payload, a count the server amends — is left to the
 per-op path (``check`` then ``write`` in a savepoint), which refuses it with the reason the
-rep sees, or applies it. So a batch's answers are the same whichever path an op took; the
-tests in tests/sync/test_bulk_apply.py compare both paths on the same ops.
+rep sees, amends it, or applies it. So a push's answers are the same whichever path an op
+took; tests/sync/test_bulk_apply.py compares both paths on the same ops.
 
-On a device (:func:`write_replica`) the same rows are written for pulled ops whose fact is not
-there yet, without checks (the server has accepted them).
+On a device (:func:`write_replica`) the rows of sales, write-offs and returns are written
+for pulled ops whose fact is not there yet, without checks (the server has accepted them).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -27,22 +30,27 @@ from datetime import datetime
 from decimal import InvalidOperation
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from app.models import (
     Base,
+    ChangeLog,
     InventoryMovement,
     LoyaltyKind,
     MovementKind,
     OrderKind,
     PaymentMethod,
+    SnapshotSource,
     StandInventory,
+    StandInventorySnapshot,
+    StandInventorySnapshotLine,
     StandLocation,
     StandLoyaltyLedger,
     StandOrder,
     StandOrderItem,
     StandPartner,
+    SyncReceivedOp,
 )
 from app.models.enums import Role
 from app.services.apply import Op, dec, ts
@@ -50,9 +58,26 @@ from app.services.base import STAFF
 from app.services.inventory import MAX_QTY
 from app.services.sales import MAX_LINE_QTY
 from app.services.scope import AccessScope
+from app.types import UTCDateTime
 
-#: The op types this module writes in bulk.
+#: The op types this module writes in bulk, on the server and on a device.
 BULK_TYPES = frozenset({"sale.record", "stock.write_off", "stock.return"})
+#: On the server also counts, when one applies as sent: no earlier op of the device that
+#: the server refused or amended moves stock inside its window, and no other device's count
+#: of the same stand and product arrived unseen (app/services/apply/stock.py, ``_check_count``).
+PLANNED_TYPES = BULK_TYPES | {"count.record"}
+#: Op types whose stock movements a count's known set may have to correct for.
+STOCK_TYPES = frozenset(
+    {
+        "sale.record",
+        "sale.void",
+        "stock.write_off",
+        "stock.return",
+        "count.record",
+        "refill.deliver",
+        "refill.resolve_discrepancy",
+    }
+)
 #: Bound parameters per IN list (SQLite allows 32,766 per statement; stay well below).
 _CHUNK = 900
 
@@ -71,10 +96,13 @@ class Rows:
     items: list[dict[str, Any]] = field(default_factory=list)
     movements: list[dict[str, Any]] = field(default_factory=list)
     loyalty: list[dict[str, Any]] = field(default_factory=list)
+    snapshots: list[dict[str, Any]] = field(default_factory=list)
+    lines: list[dict[str, Any]] = field(default_factory=list)
     deltas: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    counted: dict[tuple[str, str], datetime] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.orders or self.movements or self.loyalty)
+        return bool(self.orders or self.movements or self.loyalty or self.snapshots)
 
 
 @dataclass
@@ -85,10 +113,28 @@ class Piece:
     items: list[dict[str, Any]]
     movements: list[dict[str, Any]]
     loyalty: dict[str, Any] | None
+    snapshot: dict[str, Any] | None = None
+    lines: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def stand_id(self) -> str:
+        if self.order is not None:
+            return str(self.order["stand_id"])
+        if self.snapshot is not None:
+            return str(self.snapshot["stand_id"])
+        return str(self.movements[0]["stand_id"])
 
     def ids(self) -> Iterable[tuple[str, str]]:
         if self.order is not None:
             yield "order", self.order["id"]
+        if self.snapshot is not None:
+            yield "snapshot", self.snapshot["id"]
+        for x in self.lines:
+            yield "line", x["id"]
+            if x["adjustment_movement_id"] and not any(
+                m["id"] == x["adjustment_movement_id"] for m in self.movements
+            ):
+                yield "movement", x["adjustment_movement_id"]
         for i in self.items:
             yield "item", i["id"]
         for m in self.movements:
@@ -103,6 +149,14 @@ class Piece:
         rows.movements.extend(self.movements)
         if self.loyalty is not None:
             rows.loyalty.append(self.loyalty)
+        if self.snapshot is not None:
+            rows.snapshots.append(self.snapshot)
+            rows.lines.extend(self.lines)
+            at = self.snapshot["counted_at"]
+            for x in self.lines:
+                key = (self.snapshot["stand_id"], x["product_id"])
+                if key not in rows.counted or rows.counted[key] < at:
+                    rows.counted[key] = at
         for m in self.movements:
             rows.deltas[(m["stand_id"], m["product_id"])] += m["quantity"]
 
@@ -264,11 +318,73 @@ def movement_row(
     }
 
 
+def _count(op: Op, now: datetime) -> Piece:
+    """A count as ``write_count`` stores it when the server applies it as sent."""
+    p = op.payload
+    sid = _text_id(p["snapshot_id"])
+    stand_id = _text_id(p["stand_id"])
+    at = ts(p["counted_at"])
+    note = p.get("note")
+    if note is not None and not isinstance(note, str):
+        raise _Slow
+    snapshot = {
+        "id": sid,
+        "stand_id": stand_id,
+        "source": SnapshotSource(p.get("source") or SnapshotSource.COUNT),
+        "counted_at": at,
+        "actor": op.actor,
+        "note": note,
+    }
+    if not p["lines"]:
+        raise _Slow
+    lines, moves, seen = [], [], set()
+    for line in p["lines"]:
+        pid = _text_id(line["product_id"])
+        if pid in seen or "adjustment" in line or line.get("review"):
+            raise _Slow
+        seen.add(pid)
+        counted = _whole(line["counted"], 0, MAX_QTY)
+        expected = _whole(line["expected"], -(10**12), 10**12)
+        mid = line.get("movement_id")
+        if mid is not None:
+            mid = _text_id(mid)
+        if counted != expected:
+            if mid is None:
+                raise _Slow  # the server would give the adjustment an id: amended
+            moves.append(
+                movement_row(
+                    mid,
+                    stand_id,
+                    pid,
+                    counted - expected,
+                    MovementKind.COUNT_ADJUSTMENT,
+                    at,
+                    now,
+                    op.actor,
+                    ref=("stand_inventory_snapshot", sid),
+                )
+            )
+        lines.append(
+            {
+                "id": _text_id(line["id"]),
+                "snapshot_id": sid,
+                "product_id": pid,
+                "expected_qty": expected,
+                "counted_qty": counted,
+                "variance": counted - expected,
+                "adjustment_movement_id": mid,
+            }
+        )
+    return Piece(None, [], moves, None, snapshot, lines)
+
+
 def piece(op: Op, now: datetime) -> Piece:
     """The rows ``op`` writes. Raises :class:`_Slow` (or a payload error) when the op is
     not plainly writable here."""
     if op.op_type == "sale.record":
         return _sale(op, now)
+    if op.op_type == "count.record":
+        return _count(op, now)
     return _stock_change(op, now)
 
 
@@ -310,13 +426,7 @@ def _fresh(pc: Piece, taken: dict[str, set[str]], claimed: dict[str, set[str]]) 
 
 
 def _stand_ids(pieces: Iterable[Piece]) -> set[str]:
-    out = set()
-    for pc in pieces:
-        for m in pc.movements:
-            out.add(m["stand_id"])
-        if pc.order is not None:
-            out.add(pc.order["stand_id"])
-    return out
+    return {pc.stand_id for pc in pieces}
 
 
 def _read(session: Session, pieces: Sequence[Piece], access: AccessScope | None) -> _Known:
@@ -337,6 +447,8 @@ def _read(session: Session, pieces: Sequence[Piece], access: AccessScope | None)
             StandLoyaltyLedger,
             ids["loyalty"],
         ),
+        "snapshot": existing(session, StandInventorySnapshot, ids["snapshot"]),
+        "line": existing(session, StandInventorySnapshotLine, ids["line"]),
     }
     stand_ids = sorted(_stand_ids(pieces))
     stands: dict[str, str] = {}
@@ -378,40 +490,156 @@ class Planned:
 
 
 def plan(
-    session: Session, ops: Sequence[Op], access: AccessScope, role: Role, now: datetime
+    session: Session,
+    ops: Sequence[Op],
+    eligible: Sequence[bool],
+    access: AccessScope,
+    role: Role,
+    now: datetime,
 ) -> Planned:
-    """Which of ``ops`` (bulk types, in device order) plainly pass their checks against the
-    database as it is (see the module docstring). An id is claimed by the first op that
-    passes with it; a later op with the same id is left to the per-op path, which refuses
-    it as the per-op order would."""
+    """Which of ``ops`` (a push's ops from some point on, in device order; ``eligible``
+    marks those of :data:`PLANNED_TYPES` this module may take) plainly pass their checks
+    against the database as it is (see the module docstring). An id is claimed by the first
+    op that passes with it; a later op with the same id is left to the per-op path, which
+    refuses it as the per-op order would. A count is taken only while no earlier op of the
+    push that moves its stand's stock has been left to the per-op path (the server may
+    refuse or amend that op, and the count's known set would have to correct for it)."""
     out = Planned()
     if role not in STAFF:
         return out
     pieces: dict[int, Piece] = {}
     for n, op in enumerate(ops):
+        if not eligible[n]:
+            continue
         try:
             pieces[n] = piece(op, now)
         except (_Slow, *_MALFORMED):
             continue
     known = _read(session, list(pieces.values()), access)
+    counts = {n: ops[n] for n, pc in pieces.items() if pc.snapshot is not None}
+    unanswered = _refused_or_amended(session, list(counts.values()))
+    overlapping = _other_counts(session, {n: pieces[n] for n in counts}, counts)
     claimed: dict[str, set[str]] = defaultdict(set)
-    for n, pc in pieces.items():
-        op = ops[n]
-        stand_id = pc.order["stand_id"] if pc.order is not None else pc.movements[0]["stand_id"]
-        ok = (
-            bool(op.actor)
-            and stand_id in known.stands
-            and (known.visible is None or stand_id in known.visible)
-            and (pc.order is None or pc.order["partner_id"] in known.partners)
-            and all((m["stand_id"], m["product_id"]) in known.lines for m in pc.movements)
-            and _fresh(pc, known.taken, claimed)
-        )
-        if not ok:
+    # Stands where an earlier op that moves stock went to the per-op path ("*": any stand).
+    left: set[str] = set()
+    for n, op in enumerate(ops):
+        pc = pieces.get(n)
+        ok = pc is not None and _passes(op, pc, known, claimed)
+        if ok and pc is not None and pc.snapshot is not None:
+            ok = (
+                "*" not in left
+                and pc.stand_id not in left
+                and not _in_window(op, unanswered)
+                and n not in overlapping
+            )
+        if not ok or pc is None:
+            if op.op_type in STOCK_TYPES:
+                left.add(_stock_stand(op))
             continue
         for kind, value in pc.ids():
             claimed[kind].add(value)
             out.claims[value] = n
-        out.pieces[n] = (pc, stand_id, known.stands[stand_id])
+        out.pieces[n] = (pc, pc.stand_id, known.stands[pc.stand_id])
+    return out
+
+
+def _stock_stand(op: Op) -> str:
+    """The stand whose stock ``op`` moves, as far as its payload says ("*": not known
+    without reading the database, or a payload that does not say)."""
+    p = op.payload
+    try:
+        stand = p["order"]["stand_id"] if op.op_type == "sale.record" else p.get("stand_id")
+    except (*_MALFORMED,):
+        return "*"
+    return stand if isinstance(stand, str) else "*"
+
+
+def _passes(op: Op, pc: Piece, known: _Known, claimed: dict[str, set[str]]) -> bool:
+    stand_id = pc.stand_id
+    carried = [(m["stand_id"], m["product_id"]) for m in pc.movements]
+    carried += [(stand_id, x["product_id"]) for x in pc.lines]
+    return (
+        bool(op.actor)
+        and stand_id in known.stands
+        and (known.visible is None or stand_id in known.visible)
+        and (pc.order is None or pc.order["partner_id"] in known.partners)
+        and all(key in known.lines for key in carried)
+        and _fresh(pc, known.taken, claimed)
+    )
+
+
+def _refused_or_amended(session: Session, counts: Sequence[Op]) -> dict[str, list[int]]:
+    """Per device: the sequence numbers of its received ops the server refused or amended,
+    from the oldest window of ``counts`` on (as ``_unconfirmed`` reads them)."""
+    out: dict[str, list[int]] = defaultdict(list)
+    starts: dict[str, int] = {}
+    for op in counts:
+        if op.device_id is not None and op.device_seq is not None:
+            start = op.pending_from_seq if op.pending_from_seq is not None else 1
+            starts[op.device_id] = min(start, starts.get(op.device_id, start))
+    for device, start in starts.items():
+        for condition in (SyncReceivedOp.status == "rejected", SyncReceivedOp.amended == true()):
+            out[device].extend(
+                session.scalars(
+                    select(SyncReceivedOp.device_seq).where(
+                        SyncReceivedOp.device_id == device,
+                        SyncReceivedOp.device_seq >= start,
+                        condition,
+                    )
+                )
+            )
+    return out
+
+
+def _in_window(op: Op, unanswered: dict[str, list[int]]) -> bool:
+    """Whether one of the counting device's refused or amended ops lies in the count's
+    window (its ops still unanswered when it counted)."""
+    if op.device_id is None or op.device_seq is None:
+        return False
+    start = op.pending_from_seq if op.pending_from_seq is not None else 1
+    return any(start <= seq < op.device_seq for seq in unanswered.get(op.device_id, ()))
+
+
+def _other_counts(session: Session, pieces: dict[int, Piece], counts: dict[int, Op]) -> set[int]:
+    """The counts (by position) that another device's or the server's count of the same
+    stand and product overlaps: one in the feed after the count's ``base_seq`` (as
+    ``_overlapping`` finds them, read once for the push)."""
+    if not counts:
+        return set()
+    stands = sorted({pc.stand_id for pc in pieces.values()})
+    since = min(op.base_seq for op in counts.values())
+    found: list[tuple[int, str | None, str, set[str]]] = []
+    for chunk in _chunks(stands):
+        rows = session.execute(
+            select(ChangeLog.device_seq, ChangeLog.origin_device_id, ChangeLog.payload).where(
+                ChangeLog.op_type == "count.record",
+                ChangeLog.device_seq > since,
+                or_(ChangeLog.scope_stand_id.in_(chunk), ChangeLog.scope_stand_id.is_(None)),
+            )
+        )
+        for seq, origin, raw in rows:
+            other = json.loads(raw)
+            found.append(
+                (
+                    seq,
+                    origin,
+                    str(other.get("stand_id")),
+                    {str(x.get("product_id")) for x in other.get("lines", ())},
+                )
+            )
+    out = set()
+    for n, op in counts.items():
+        pc = pieces[n]
+        products = {x["product_id"] for x in pc.lines}
+        for seq, origin, stand_id, others in found:
+            if (
+                seq > op.base_seq
+                and stand_id == pc.stand_id
+                and (op.device_id is None or origin is None or origin != op.device_id)
+                and products & others
+            ):
+                out.add(n)
+                break
     return out
 
 
@@ -425,6 +653,20 @@ _ON_HAND = (
         StandInventory.product_id == bindparam("p_id"),
     )
     .values(on_hand=StandInventory.on_hand + bindparam("delta"))
+)
+
+
+_COUNTED = (
+    update(StandInventory)
+    .where(
+        StandInventory.stand_id == bindparam("s_id"),
+        StandInventory.product_id == bindparam("p_id"),
+        or_(
+            StandInventory.last_counted_at.is_(None),
+            StandInventory.last_counted_at < bindparam("at", type_=UTCDateTime()),
+        ),
+    )
+    .values(last_counted_at=bindparam("at", type_=UTCDateTime()))
 )
 
 
@@ -443,7 +685,7 @@ def move_stock(session: Session, deltas: Mapping[tuple[str, str], int]) -> None:
         session.connection().execute(_ON_HAND, moved)
     for obj in list(session.identity_map.values()):
         if isinstance(obj, StandInventory):
-            session.expire(obj, ["on_hand"])
+            session.expire(obj, ["on_hand", "last_counted_at"])
 
 
 def write(session: Session, rows: Rows) -> None:
@@ -455,6 +697,14 @@ def write(session: Session, rows: Rows) -> None:
     insert_rows(session, StandOrderItem, rows.items)
     insert_rows(session, InventoryMovement, rows.movements)
     insert_rows(session, StandLoyaltyLedger, rows.loyalty)
+    insert_rows(session, StandInventorySnapshot, rows.snapshots)
+    insert_rows(session, StandInventorySnapshotLine, rows.lines)
+    if rows.counted:
+        # Arrival order is not count order: the latest count time wins.
+        session.connection().execute(
+            _COUNTED,
+            [{"s_id": s, "p_id": p, "at": at} for (s, p), at in sorted(rows.counted.items())],
+        )
     move_stock(session, rows.deltas)
 
 

@@ -381,11 +381,12 @@ class _Batch:
                 pc.add_to(waiting)
                 answers.append(self.applied_in_bulk(item, item.op, stand_id, partner_id))
                 continue
-            mentioned = bulk.ids_in(to_json(item.op.payload)) & owner.keys() if owner else set()
+            sent = to_json(item.op.payload)
+            mentioned = bulk.ids_in(sent) & owner.keys() if owner else set()
             if mentioned or item.op.op_type not in _BESIDE_WAITING_ROWS:
                 bulk.write(session, waiting)
                 waiting = bulk.Rows()
-            answers.append(self.one(item))
+            answers.append(self.one(item, sent))
             if any(owner[x] > i for x in mentioned):
                 return i + 1
         bulk.write(session, waiting)
@@ -397,11 +398,12 @@ class _Batch:
             self.scopes[key] = _in_scope(self.session, self.access, stand_id, partner_id)
         return self.scopes[key]
 
-    def one(self, item: PushedOp) -> Answer:
-        """Check and apply one op in a savepoint: applied, or rejected and kept."""
+    def one(self, item: PushedOp, sent: str) -> Answer:
+        """Check and apply one op in a savepoint: applied, or rejected and kept (``sent``:
+        its payload as JSON text)."""
         session, op = self.session, item.op
         seq = op.device_seq or 0
-        received = self.received(item, to_json(op.payload))
+        received = self.received(item, sent)
         answer = Answer(op.op_id, seq, "applied", received)
         try:
             with session.begin_nested():

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -104,6 +105,13 @@ def _sale(ops: list[apply.Op]) -> apply.Op:
     return next(o for o in ops if o.op_type == "sale.record" and len(o.payload["items"]) >= 2)
 
 
+def _changed(op: apply.Op, change: Callable[[dict[str, Any]], object]) -> apply.Op:
+    """``op`` with ``change`` applied to a copy of its payload."""
+    p = copy.deepcopy(dict(op.payload))
+    change(p)
+    return replace(op, payload=p)
+
+
 def _fresh_sale(op: apply.Op, **order: Any) -> apply.Op:
     """``op``'s sale with new ids throughout (and ``order`` fields replaced)."""
     p = copy.deepcopy(dict(op.payload))
@@ -139,9 +147,7 @@ def _bad_ops(
             p = copy.deepcopy(dict(base.payload))
             p["movement_id"] = new_id()
             op = replace(base, op_id=new_id(), entity_id=p["movement_id"], payload=p)
-        p = copy.deepcopy(dict(op.payload))
-        change(p)
-        out.append(replace(op, payload=p))
+        out.append(_changed(op, change))
 
     edit(sale, lambda p: p["order"].update(id=old_order))  # an order id used for another sale
     edit(sale, lambda p: p["items"][1].update(id=p["items"][0]["id"]))  # item id twice in one op
@@ -181,9 +187,12 @@ def _bad_ops(
     # A sale by nobody.
     out.append(replace(_fresh_sale(sale), actor=None))
     # A loyalty entry id an earlier op used.
-    sneaky = _fresh_sale(sale)
-    sneaky.payload["loyalty_entry_id"] = sale.payload["loyalty_entry_id"]  # type: ignore[index]
-    out.append(sneaky)
+    out.append(
+        _changed(
+            _fresh_sale(sale),
+            lambda p: p.update(loyalty_entry_id=sale.payload["loyalty_entry_id"]),
+        )
+    )
     # A count whose adjustment movement reuses the id of a sale's movement earlier in the
     # batch (the count is refused), and a sale reusing a count's movement id (the sale is).
     count = next(
@@ -195,8 +204,7 @@ def _bad_ops(
     out += [first, _fresh_count(count, first.payload["items"][0]["movement_id"])]
     second = _fresh_count(count)
     moved = next(x["movement_id"] for x in second.payload["lines"] if x.get("movement_id"))
-    later = _fresh_sale(sale)
-    later.payload["items"][0]["movement_id"] = moved  # type: ignore[index]
+    later = _changed(_fresh_sale(sale), lambda p: p["items"][0].update(movement_id=moved))
     out += [second, later]
     applies |= {first.op_id, second.op_id}
     return out, applies
@@ -453,7 +461,7 @@ def test_counts_apply_in_bulk_when_applied_as_sent(
     if refused_first:
         with device() as s, s.begin():
             used = s.scalars(select(StandOrder.id).limit(1)).one()
-        first.payload["order"]["id"] = used  # type: ignore[index]
+        first = _changed(first, lambda p: p["order"].update(id=used))
     device_id = good[0].device_id or ""
 
     results = []

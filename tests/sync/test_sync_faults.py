@@ -50,6 +50,7 @@ import threading
 import time
 import traceback
 import uuid
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -175,20 +176,20 @@ class ServerThread:
         self.app.state.server.engine.dispose()
 
 
-class Backend:
+class Backend(ABC):
     """The seeds' server database: one name, made afresh from the world for every seed
     while the server (and every engine on it) keeps running."""
 
     name = ""
     url = ""
 
+    @abstractmethod
     def reset(self) -> None:
         """The database becomes a fresh copy of the world. No connection may be open."""
-        raise NotImplementedError
 
+    @abstractmethod
     def keep(self, seed: int) -> str:
         """Put a broken seed's database aside (before the next reset); where it went."""
-        raise NotImplementedError
 
     def integrity(self) -> str:
         return "ok"

@@ -124,16 +124,26 @@ class Piece:
             return str(self.snapshot["stand_id"])
         return str(self.movements[0]["stand_id"])
 
+    @property
+    def fact_id(self) -> str:
+        """The id a device checks to skip a fact it holds (as ``write_sale`` and the
+        write-off writer do): the order's, the snapshot's, else the movement's."""
+        if self.order is not None:
+            return str(self.order["id"])
+        if self.snapshot is not None:
+            return str(self.snapshot["id"])
+        return str(self.movements[0]["id"])
+
     def ids(self) -> Iterable[tuple[str, str]]:
         if self.order is not None:
             yield "order", self.order["id"]
         if self.snapshot is not None:
             yield "snapshot", self.snapshot["id"]
+        moved = {m["id"] for m in self.movements}
         for x in self.lines:
             yield "line", x["id"]
-            if x["adjustment_movement_id"] and not any(
-                m["id"] == x["adjustment_movement_id"] for m in self.movements
-            ):
+            # A line without variance may name a movement id it does not create.
+            if x["adjustment_movement_id"] and x["adjustment_movement_id"] not in moved:
                 yield "movement", x["adjustment_movement_id"]
         for i in self.items:
             yield "item", i["id"]
@@ -425,36 +435,28 @@ def _fresh(pc: Piece, taken: dict[str, set[str]], claimed: dict[str, set[str]]) 
     return not any(value in taken[kind] or value in claimed[kind] for kind, value in ids)
 
 
-def _stand_ids(pieces: Iterable[Piece]) -> set[str]:
-    return {pc.stand_id for pc in pieces}
+#: The table of each kind of id a piece writes (see :meth:`Piece.ids`).
+_ID_TABLES: dict[str, type[Base]] = {
+    "order": StandOrder,
+    "item": StandOrderItem,
+    "movement": InventoryMovement,
+    "loyalty": StandLoyaltyLedger,
+    "snapshot": StandInventorySnapshot,
+    "line": StandInventorySnapshotLine,
+}
 
 
-def _read(session: Session, pieces: Sequence[Piece], access: AccessScope | None) -> _Known:
+def _read(session: Session, pieces: Sequence[Piece], access: AccessScope) -> _Known:
     ids: dict[str, list[str]] = defaultdict(list)
     for pc in pieces:
         for kind, value in pc.ids():
             ids[kind].append(value)
-    taken = {
-        "order": existing(session, StandOrder, ids["order"]),
-        "item": existing(session, StandOrderItem, ids["item"]),
-        "movement": existing(
-            session,
-            InventoryMovement,
-            ids["movement"],
-        ),
-        "loyalty": existing(
-            session,
-            StandLoyaltyLedger,
-            ids["loyalty"],
-        ),
-        "snapshot": existing(session, StandInventorySnapshot, ids["snapshot"]),
-        "line": existing(session, StandInventorySnapshotLine, ids["line"]),
-    }
-    stand_ids = sorted(_stand_ids(pieces))
+    taken = {kind: existing(session, model, ids[kind]) for kind, model in _ID_TABLES.items()}
+    stand_ids = sorted({pc.stand_id for pc in pieces})
     stands: dict[str, str] = {}
     lines: set[tuple[str, str]] = set()
-    visible: set[str] | None = None if access is None or access.unrestricted else set()
-    clause = None if visible is None or access is None else access.stand_clause()
+    visible: set[str] | None = None if access.unrestricted else set()
+    clause = None if visible is None else access.stand_clause()
     for chunk in _chunks(stand_ids):
         for s_id, p_id in session.execute(
             select(StandLocation.id, StandLocation.partner_id).where(StandLocation.id.in_(chunk))
@@ -721,23 +723,13 @@ def write_replica(session: Session, ops: Sequence[Op], now: datetime) -> list[Op
             pieces.append(piece(op, now))
         except (_Slow, *_MALFORMED):
             rest.append(op)
-    orders = existing(
-        session,
-        StandOrder,
-        [pc.order["id"] for pc in pieces if pc.order is not None],
-    )
-    moves = existing(
-        session,
-        InventoryMovement,
-        [pc.movements[0]["id"] for pc in pieces if pc.order is None],
-    )
+    held = existing(session, StandOrder, [pc.fact_id for pc in pieces if pc.order is not None])
+    held |= existing(session, InventoryMovement, [pc.fact_id for pc in pieces if pc.order is None])
     rows = Rows()
-    seen: set[str] = set()
     for pc in pieces:
-        key = pc.order["id"] if pc.order is not None else pc.movements[0]["id"]
-        if key in seen or key in (orders if pc.order is not None else moves):
-            continue  # already here (write_sale and write-offs skip it the same way)
-        seen.add(key)
+        if pc.fact_id in held:
+            continue  # already here (write_sale and the write-off writer skip it the same way)
+        held.add(pc.fact_id)
         pc.add_to(rows)
     write(session, rows)
     return rest

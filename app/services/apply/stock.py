@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from sqlalchemy import or_, select, true
@@ -646,11 +645,6 @@ def _overlapping(
     return out
 
 
-@dataclass(frozen=True)
-class _Named:
-    name: str
-
-
 def _check_count(session: Session, op: Op) -> Mapping[str, Any] | None:
     """Server (docs/sync-design.md §1.5): per line, ``known = expected − Σ(device − server)``
     over the device's unanswered ops when it counted, and the adjustment is
@@ -690,12 +684,12 @@ def _check_count(session: Session, op: Op) -> Mapping[str, Any] | None:
         field = f"count:{pid}"
         if pid not in carried:
             raise NotFound(f"{names.get(pid, pid)} is not carried at this stand.", field="product")
-        product = _Named(names[pid])
+        name = names[pid]
         if pid in products:
-            raise ValidationError(f"{product.name} is counted twice.", field=field)
+            raise ValidationError(f"{name} is counted twice.", field=field)
         products.append(pid)
-        to_int(line["counted"], field, f"Count of {product.name}", minimum=0, maximum=MAX_QTY)
-        to_int(line["expected"], field, f"Expected count of {product.name}")
+        to_int(line["counted"], field, f"Count of {name}", minimum=0, maximum=MAX_QTY)
+        to_int(line["expected"], field, f"Expected count of {name}")
     _fresh(session, StandInventorySnapshotLine, [x["id"] for x in lines], "lines")
     _fresh(
         session,

@@ -1,7 +1,8 @@
 """The bulk writer of plain facts (app/services/apply/bulk.py) against the per-op path.
 
 The same pushed batch — a rep's offline days (sales, write-offs, counts, refill requests)
-with bad ops mixed in: reused ids, an unknown product, a stand out of the rep's territory,
+with bad ops mixed in: reused ids, an unknown or uncarried product, a stand out of the rep's
+territory,
 quantities out of range, a missing actor, a malformed payload, a resubmitted sale — is
 applied to two copies of the server, once with bulk apply and once op by op. Both must give
 the same answers (status, reason code, reason, field), the same received ops, the same feed
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, delete, event, select, update
+from sqlalchemy import Engine, delete, event, insert, select, update
 
 from app.db import SessionFactory, open_db
 from app.ids import new_id
@@ -123,8 +124,26 @@ def _fresh_sale(op: apply.Op, **order: Any) -> apply.Op:
     return replace(op, op_id=new_id(), entity_id=p["order"]["id"], payload=p)
 
 
+def _uncarried(*servers: SessionFactory) -> str:
+    """A product in the catalogue that no stand carries (added to each of ``servers``)."""
+    pid = new_id()
+    for server in servers:
+        with server() as s, s.begin():
+            row = s.execute(select(Product.__table__).limit(1)).mappings().one()
+            s.execute(
+                insert(Product.__table__).values(
+                    {**row, "id": pid, "sku": "UNCARRIED-1", "gtin": None, "name": "Uncarried"}
+                )
+            )
+    return pid
+
+
 def _bad_ops(
-    ops: list[apply.Op], world: World, server: SessionFactory, device: SessionFactory
+    ops: list[apply.Op],
+    world: World,
+    server: SessionFactory,
+    device: SessionFactory,
+    uncarried: str,
 ) -> tuple[list[apply.Op], set[str]]:
     """Ops each path must treat alike, and the ids of those that apply; the others are
     refused, with the per-op path's reason."""
@@ -207,7 +226,53 @@ def _bad_ops(
     later = _changed(_fresh_sale(sale), lambda p: p["items"][0].update(movement_id=moved))
     out += [second, later]
     applies |= {first.op_id, second.op_id}
+    request = next(o for o in ops if o.op_type == "refill.request")
+    out += _bad_refills(request, world, cafe_product, uncarried)
+    # The same request again under a new op id: identical, so it applies (as nothing).
+    out.append(replace(request, op_id=new_id()))
+    applies.add(out[-1].op_id)
     return out, applies
+
+
+def _fresh_refill(op: apply.Op, **fields: Any) -> apply.Op:
+    """``op``'s refill request with new ids throughout (and ``fields`` replaced)."""
+    p = copy.deepcopy(dict(op.payload))
+    p.update({"refill_id": new_id(), "event_id": new_id(), **fields})
+    for line in p["items"]:
+        line["id"] = new_id()
+    return replace(op, op_id=new_id(), entity_id=p["refill_id"], payload=p)
+
+
+def _bad_refills(
+    request: apply.Op, world: World, cafe_product: str | None, uncarried: str
+) -> list[apply.Op]:
+    """Variants of ``request`` the per-op path refuses (each with its reason)."""
+    p = request.payload
+    line = p["items"][0]
+    out = [
+        _fresh_refill(request, refill_id=p["refill_id"], note="other"),  # refill id reused
+        _fresh_refill(request, event_id=p["event_id"]),  # event id reused
+        _changed(_fresh_refill(request), lambda q: q["items"][0].update(id=line["id"])),
+        _fresh_refill(request, items=[]),
+        _changed(_fresh_refill(request), lambda q: q["items"][0].update(requested_qty=0)),
+        _changed(_fresh_refill(request), lambda q: q["items"][0].update(requested_qty="x")),
+        _changed(_fresh_refill(request), lambda q: q["items"][0].update(product_id=new_id())),
+        _changed(_fresh_refill(request), lambda q: q["items"][0].update(product_id=uncarried)),
+        _fresh_refill(request, stand_id=new_id()),
+        _changed(  # not in rep.anna's territory
+            _fresh_refill(request, stand_id=world.stand["North Cafe"]),
+            lambda q: q.update(items=[{**q["items"][0], "product_id": cafe_product}]),
+        ),
+        replace(_fresh_refill(request), actor=None),
+        _changed(_fresh_refill(request), lambda q: q.pop("at")),  # malformed
+    ]
+    twice = _fresh_refill(request)  # a product listed twice
+    out.append(
+        _changed(
+            twice, lambda q: q["items"].append({**q["items"][0], "id": new_id(), "line_no": 2})
+        )
+    )
+    return out
 
 
 def _fresh_count(op: apply.Op, movement_id: str | None = None) -> apply.Op:
@@ -335,7 +400,7 @@ def test_bulk_and_per_op_push_agree(
     }
     one, principal = _server(path, tmp_path / "bulk.db")
     other, _ = _server(path, tmp_path / "per_op.db")
-    bad, applies = _bad_ops(good, world, one, device)
+    bad, applies = _bad_ops(good, world, one, device, _uncarried(one, other))
     ops = _batch(good, bad, seed)
     device_id = new_id()
 
@@ -501,6 +566,10 @@ def test_counts_apply_in_bulk_when_applied_as_sent(
     for server in (one, two):
         assert _mismatches(server) == []
     taken_counts = {o.op_id for o in counts} & taken
+    # The rep's refill requests are all plain: every one is written in bulk.
+    requests = {o.op_id for o in good if o.op_type == "refill.request"}
+    assert requests
+    assert requests <= taken
     first_stand = counts[0].payload["stand_id"]
     if refused_first:
         # Every count's window holds the refused sale: counts go the per-op way, and those

@@ -25,9 +25,9 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from decimal import InvalidOperation
+from decimal import Decimal, InvalidOperation
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, insert, or_, select, true, update
@@ -50,9 +50,14 @@ from app.models import (
     StandOrder,
     StandOrderItem,
     StandPartner,
+    StandRefillEvent,
+    StandRefillOrder,
+    StandRefillOrderItem,
     SyncReceivedOp,
 )
-from app.models.enums import Role
+from app.models.enums import RefillAction, RefillStatus, Role
+from app.rules import round_money
+from app.services import refills
 from app.services.apply import Op, dec, ts
 from app.services.base import STAFF
 from app.services.inventory import MAX_QTY
@@ -65,7 +70,9 @@ BULK_TYPES = frozenset({"sale.record", "stock.write_off", "stock.return"})
 #: On the server also counts, when one applies as sent: no earlier op of the device that
 #: the server refused or amended moves stock inside its window, and no other device's count
 #: of the same stand and product arrived unseen (app/services/apply/stock.py, ``_check_count``).
-PLANNED_TYPES = BULK_TYPES | {"count.record"}
+#: And refill requests (app/services/apply/refills.py, ``_check_request``): a new refill of
+#: carried products with its lines and its request event.
+PLANNED_TYPES = BULK_TYPES | {"count.record", "refill.request"}
 #: Op types whose stock movements a count's known set may have to correct for.
 STOCK_TYPES = frozenset(
     {
@@ -100,9 +107,14 @@ class Rows:
     lines: list[dict[str, Any]] = field(default_factory=list)
     deltas: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     counted: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    refills: list[dict[str, Any]] = field(default_factory=list)
+    refill_items: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.orders or self.movements or self.loyalty or self.snapshots)
+        return bool(
+            self.orders or self.movements or self.loyalty or self.snapshots or self.refills
+        )
 
 
 @dataclass
@@ -115,6 +127,10 @@ class Piece:
     loyalty: dict[str, Any] | None
     snapshot: dict[str, Any] | None = None
     lines: list[dict[str, Any]] = field(default_factory=list)
+    # A refill request: the refill, its lines and its event.
+    refill: dict[str, Any] | None = None
+    refill_items: list[dict[str, Any]] = field(default_factory=list)
+    event: dict[str, Any] | None = None
 
     @property
     def stand_id(self) -> str:
@@ -122,7 +138,16 @@ class Piece:
             return str(self.order["stand_id"])
         if self.snapshot is not None:
             return str(self.snapshot["stand_id"])
+        if self.refill is not None:
+            return str(self.refill["stand_id"])
         return str(self.movements[0]["stand_id"])
+
+    @property
+    def products(self) -> list[str]:
+        """The products whose stock lines at the stand the op needs."""
+        out = [x["product_id"] for x in self.lines]
+        out += [x["product_id"] for x in self.refill_items]
+        return out
 
     @property
     def fact_id(self) -> str:
@@ -151,6 +176,12 @@ class Piece:
             yield "movement", m["id"]
         if self.loyalty is not None:
             yield "loyalty", self.loyalty["id"]
+        if self.refill is not None:
+            yield "refill", self.refill["id"]
+        for i in self.refill_items:
+            yield "refill_item", i["id"]
+        if self.event is not None:
+            yield "refill_event", self.event["id"]
 
     def add_to(self, rows: Rows) -> None:
         if self.order is not None:
@@ -169,6 +200,11 @@ class Piece:
                     rows.counted[key] = at
         for m in self.movements:
             rows.deltas[(m["stand_id"], m["product_id"])] += m["quantity"]
+        if self.refill is not None:
+            rows.refills.append(self.refill)
+            rows.refill_items.extend(self.refill_items)
+        if self.event is not None:
+            rows.events.append(self.event)
 
 
 def _whole(value: Any, low: int, high: int) -> int:
@@ -388,6 +424,63 @@ def _count(op: Op, now: datetime) -> Piece:
     return Piece(None, [], moves, None, snapshot, lines)
 
 
+def _refill(op: Op) -> Piece:
+    """A refill request as ``write_refill_request`` stores it (the event's role is the
+    op's ``actor_role``: the server sets it to the pushing user's)."""
+    p = op.payload
+    rid = _text_id(p["refill_id"])
+    at = ts(p["at"])
+    note = p.get("note")
+    if note is not None and not isinstance(note, str):
+        raise _Slow
+    if not p["items"] or not op.actor or not op.actor_role:
+        raise _Slow
+    items, seen, total = [], set(), Decimal(0)
+    for line in p["items"]:
+        pid = _text_id(line["product_id"])
+        if pid in seen:
+            raise _Slow  # listed twice: refused with the product's name
+        seen.add(pid)
+        qty = _whole(line["requested_qty"], 1, refills.MAX_QTY)
+        price = dec(line["unit_price"])
+        if not price.is_finite():
+            raise _Slow
+        total += round_money(price * qty)
+        items.append(
+            {
+                "id": _text_id(line["id"]),
+                "refill_id": rid,
+                "line_no": int(line["line_no"]),
+                "product_id": pid,
+                "requested_qty": qty,
+                "unit_price": price,
+            }
+        )
+    refill = {
+        "id": rid,
+        "stand_id": _text_id(p["stand_id"]),
+        "status": RefillStatus.REQUESTED,
+        "total": total,
+        "requested_by": op.actor,
+        "requested_at": at,
+        "note": note or "",
+        "created_at": at,
+        "updated_at": at,
+    }
+    event = {
+        "id": _text_id(p["event_id"]),
+        "refill_id": rid,
+        "action": RefillAction.REQUEST,
+        "from_status": None,
+        "to_status": RefillStatus.REQUESTED,
+        "actor": op.actor,
+        "role": Role(op.actor_role).value,
+        "occurred_at": at,
+        "detail": "{}",
+    }
+    return Piece(None, [], [], None, refill=refill, refill_items=items, event=event)
+
+
 def piece(op: Op, now: datetime) -> Piece:
     """The rows ``op`` writes. Raises :class:`_Slow` (or a payload error) when the op is
     not plainly writable here."""
@@ -395,6 +488,8 @@ def piece(op: Op, now: datetime) -> Piece:
         return _sale(op, now)
     if op.op_type == "count.record":
         return _count(op, now)
+    if op.op_type == "refill.request":
+        return _refill(op)
     return _stock_change(op, now)
 
 
@@ -443,6 +538,9 @@ _ID_TABLES: dict[str, type[Base]] = {
     "loyalty": StandLoyaltyLedger,
     "snapshot": StandInventorySnapshot,
     "line": StandInventorySnapshotLine,
+    "refill": StandRefillOrder,
+    "refill_item": StandRefillOrderItem,
+    "refill_event": StandRefillEvent,
 }
 
 
@@ -513,6 +611,8 @@ def plan(
     for n, op in enumerate(ops):
         if not eligible[n]:
             continue
+        if op.op_type == "refill.request":
+            op = replace(op, actor_role=role.value)  # as the per-op path records it
         try:
             pieces[n] = piece(op, now)
         except (_Slow, *_MALFORMED):
@@ -559,7 +659,7 @@ def _stock_stand(op: Op) -> str:
 def _passes(op: Op, pc: Piece, known: _Known, claimed: dict[str, set[str]]) -> bool:
     stand_id = pc.stand_id
     carried = [(m["stand_id"], m["product_id"]) for m in pc.movements]
-    carried += [(stand_id, x["product_id"]) for x in pc.lines]
+    carried += [(stand_id, product) for product in pc.products]
     return (
         bool(op.actor)
         and stand_id in known.stands
@@ -701,6 +801,9 @@ def write(session: Session, rows: Rows) -> None:
     insert_rows(session, StandLoyaltyLedger, rows.loyalty)
     insert_rows(session, StandInventorySnapshot, rows.snapshots)
     insert_rows(session, StandInventorySnapshotLine, rows.lines)
+    insert_rows(session, StandRefillOrder, rows.refills)
+    insert_rows(session, StandRefillOrderItem, rows.refill_items)
+    insert_rows(session, StandRefillEvent, rows.events)
     if rows.counted:
         # Arrival order is not count order: the latest count time wins.
         session.connection().execute(

@@ -112,9 +112,7 @@ class Rows:
     events: list[dict[str, Any]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(
-            self.orders or self.movements or self.loyalty or self.snapshots or self.refills
-        )
+        return bool(self.orders or self.movements or self.loyalty or self.snapshots or self.refills)
 
 
 @dataclass

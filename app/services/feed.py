@@ -11,18 +11,23 @@ that UPDATE, one INSERT and the commit, not the whole transaction.
 
 Ops buffered inside a savepoint that rolls back (a rejected op in a push batch) are dropped
 with it.
+
+A push's bulk-applied ops are buffered as plain rows (:func:`buffer_rows`): their feed rows
+and received-op rows are inserted with one statement per table once numbered, without an
+ORM object each (docs/sync-design.md §5).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, event, select, update
+from sqlalchemy import Engine, Table, event, insert, select, update
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from app.db import SessionFactory
-from app.models import ChangeLog, LocalDevice
+from app.models import Base, ChangeLog, LocalDevice
 from app.services.base import FEED_FLAG
 
 _BUFFER = "feed_buffer"
@@ -34,6 +39,17 @@ class _Buffered:
     transaction: SessionTransaction
     # Rows to stamp with the feed number once it is known (a received op's server_seq).
     stamp: list[Any]
+
+
+@dataclass
+class _Plain:
+    """Plain feed rows (column values, scope given) and, for each, a row of ``table`` to
+    stamp with its feed number in ``server_seq`` and insert with it."""
+
+    ops: list[dict[str, Any]]
+    table: Table
+    stamped: list[dict[str, Any]]
+    transaction: SessionTransaction
 
 
 def feed_sessionmaker(engine: Engine) -> SessionFactory:
@@ -59,6 +75,26 @@ def buffer(session: Session, op: ChangeLog, *, stamp: list[Any] | None = None) -
     session.info.setdefault(_BUFFER, []).append(_Buffered(op, transaction, stamp or []))
 
 
+def buffer_rows(
+    session: Session,
+    ops: Sequence[dict[str, Any]],
+    model: type[Base],
+    stamped: Sequence[dict[str, Any]],
+) -> None:
+    """Hold plain feed rows (``ChangeLog`` column values with their scope) until commit,
+    after the ops buffered so far; ``stamped[n]`` (a row of ``model``) gets ``server_seq``
+    set to ``ops[n]``'s feed number and is inserted with it. The dicts are filled in at
+    commit, so the caller may read the numbers from them afterwards."""
+    if len(ops) != len(stamped):
+        raise ValueError("one stamped row per feed row")
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    if transaction is None:
+        raise RuntimeError("a feed op needs a transaction")
+    if ops:
+        plain = _Plain(list(ops), cast(Table, model.__table__), list(stamped), transaction)
+        session.info.setdefault(_BUFFER, []).append(plain)
+
+
 def _within(transaction: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
     while transaction is not None:
         if transaction is ancestor:
@@ -68,7 +104,7 @@ def _within(transaction: SessionTransaction | None, ancestor: SessionTransaction
 
 
 def _drop_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
-    held: list[_Buffered] = session.info.get(_BUFFER, [])
+    held: list[_Buffered | _Plain] = session.info.get(_BUFFER, [])
     if held:
         session.info[_BUFFER] = [
             b for b in held if not _within(b.transaction, previous_transaction)
@@ -81,26 +117,43 @@ def _number_and_insert(session: Session) -> None:
         # then would take the counter's lock at the first op of a push and hold it for the
         # whole batch. Only the real commit numbers.
         return
-    held: list[_Buffered] = session.info.pop(_BUFFER, [])
-    if not held:
+    held: list[_Buffered | _Plain] = session.info.pop(_BUFFER, [])
+    size = sum(len(b.ops) if isinstance(b, _Plain) else 1 for b in held)
+    if not size:
         return
     # Everything else first, so the counter's lock is held only for the feed's own insert.
     session.flush()
+    for b in held:
+        if isinstance(b, _Plain) or b.op.scope_stand_id or b.op.scope_partner_id:
+            continue
+        b.op.scope_stand_id, b.op.scope_partner_id = _scope_of(session, b.op)
     device_id, last = session.execute(
         update(LocalDevice)
-        .values(last_seq=LocalDevice.last_seq + len(held))
+        .values(last_seq=LocalDevice.last_seq + size)
         .returning(LocalDevice.id, LocalDevice.last_seq)
     ).one()
-    first = last - len(held) + 1
+    seq = last - size
+    plain: list[dict[str, Any]] = []
+    stamped: dict[Table, list[dict[str, Any]]] = {}
     for b in held:
-        if b.op.scope_stand_id is None and b.op.scope_partner_id is None:
-            b.op.scope_stand_id, b.op.scope_partner_id = _scope_of(session, b.op)
-    for n, b in enumerate(held):
+        if isinstance(b, _Plain):
+            for op, row in zip(b.ops, b.stamped, strict=True):
+                seq += 1
+                op["device_id"], op["device_seq"] = device_id, seq
+                row["server_seq"] = seq
+            plain += b.ops
+            stamped.setdefault(b.table, []).extend(b.stamped)
+            continue
+        seq += 1
         b.op.device_id = device_id
-        b.op.device_seq = first + n
+        b.op.device_seq = seq
         for row in b.stamp:
-            row.server_seq = first + n
-    session.add_all([b.op for b in held])
+            row.server_seq = seq
+    session.add_all([b.op for b in held if isinstance(b, _Buffered)])
+    if plain:
+        session.execute(insert(cast(Table, ChangeLog.__table__)), plain)
+    for table, rows in stamped.items():
+        session.execute(insert(table), rows)
 
 
 def _scope_of(session: Session, op: ChangeLog) -> tuple[str | None, str | None]:

@@ -70,6 +70,43 @@ class PushedOp:
     schema_version: int
 
 
+class ReceivedRow:
+    """A received op stored as a plain row (an op applied in bulk): what an answer reads."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
+
+    @property
+    def status(self) -> str:
+        return str(self.values["status"])
+
+    def _text(self, key: str) -> str | None:
+        value = self.values[key]
+        return None if value is None else str(value)
+
+    @property
+    def server_seq(self) -> int | None:
+        return self.values.get("server_seq")
+
+    @property
+    def reason(self) -> str | None:
+        return self._text("reason")
+
+    @property
+    def reason_code(self) -> str | None:
+        return self._text("reason_code")
+
+    @property
+    def field(self) -> str | None:
+        return self._text("field")
+
+    @property
+    def amended(self) -> bool:
+        return bool(self.values["amended"])
+
+
 @dataclass
 class Answer:
     """The server's answer to one op. ``received`` is the stored row; its ``server_seq``
@@ -78,7 +115,7 @@ class Answer:
     op_id: str
     device_seq: int
     status: Literal["applied", "duplicate", "rejected"]
-    received: SyncReceivedOp
+    received: SyncReceivedOp | ReceivedRow
     payload: Mapping[str, Any] | None = None  # as applied, when amended
 
     @property
@@ -175,34 +212,35 @@ def _apply_one(
             "This stand is not in your territory (it may have been moved); ask your manager.",
             field="stand_id",
         )
-    row = _feed_row(op, to_json(op.payload), amended, batch.device_id, stand_id, partner_id)
-    return op.payload, amended, row
+    values = _feed_values(op, to_json(op.payload), amended, batch.device_id, stand_id, partner_id)
+    return op.payload, amended, ChangeLog(**values)
 
 
-def _feed_row(
+def _feed_values(
     op: apply.Op,
     payload: str,
     amended: bool,
     device_id: str,
     stand_id: str | None,
     partner_id: str | None,
-) -> ChangeLog:
-    return ChangeLog(
-        op_id=op.op_id,
-        op_type=op.op_type,
-        entity_id=op.entity_id,
-        payload=payload,
-        schema_version=SCHEMA_VERSION,
-        actor=op.actor,
-        actor_role=op.actor_role,
-        base_seq=op.base_seq,
-        pending_from_seq=op.pending_from_seq,
-        amended=amended,
-        origin_device_id=device_id,
-        scope_stand_id=stand_id,
-        scope_partner_id=partner_id,
-        created_at=op.created_at or utcnow(),
-    )
+) -> dict[str, Any]:
+    """An applied op's feed row (``device_id`` and ``device_seq`` are set when numbered)."""
+    return {
+        "op_id": op.op_id,
+        "op_type": op.op_type,
+        "entity_id": op.entity_id,
+        "payload": payload,
+        "schema_version": SCHEMA_VERSION,
+        "actor": op.actor,
+        "actor_role": op.actor_role,
+        "base_seq": op.base_seq,
+        "pending_from_seq": op.pending_from_seq,
+        "amended": amended,
+        "origin_device_id": device_id,
+        "scope_stand_id": stand_id,
+        "scope_partner_id": partner_id,
+        "created_at": op.created_at or utcnow(),
+    }
 
 
 _MALFORMED = (KeyError, TypeError, ValueError, InvalidOperation, AttributeError)
@@ -306,42 +344,58 @@ class _Batch:
     device_id: str
     now: datetime
     scopes: dict[tuple[str | None, str | None], bool] = field(default_factory=dict)
+    # Feed rows and received ops of bulk-applied ops not yet handed to the feed buffer.
+    plain_feed: list[dict[str, Any]] = field(default_factory=list)
+    plain_received: list[dict[str, Any]] = field(default_factory=list)
 
-    def received(self, item: PushedOp, payload: str) -> SyncReceivedOp:
+    def received(self, item: PushedOp, payload: str) -> dict[str, Any]:
+        """The received op's row as stored (its status and reason are the caller's)."""
         op = item.op
-        return SyncReceivedOp(
-            op_id=op.op_id,
-            device_id=self.device_id,
-            device_seq=op.device_seq or 0,
-            op_type=op.op_type[:40],
-            entity_id=op.entity_id,
-            schema_version=item.schema_version,
-            payload=payload,
-            actor=op.actor,
-            actor_role=self.principal.role.value,
-            base_seq=op.base_seq,
-            pending_from_seq=op.pending_from_seq,
-            received_at=self.now,
-        )
+        return {
+            "op_id": op.op_id,
+            "device_id": self.device_id,
+            "device_seq": op.device_seq or 0,
+            "op_type": op.op_type[:40],
+            "entity_id": op.entity_id,
+            "schema_version": item.schema_version,
+            "payload": payload,
+            "status": "applied",
+            "reason": None,
+            "reason_code": None,
+            "field": None,
+            "amended": False,
+            "actor": op.actor,
+            "actor_role": self.principal.role.value,
+            "base_seq": op.base_seq,
+            "pending_from_seq": op.pending_from_seq,
+            "received_at": self.now,
+        }
 
-    def applied_in_bulk(
-        self, item: PushedOp, op: apply.Op, stand_id: str, partner_id: str
-    ) -> Answer:
-        """The answer and feed row of an op :mod:`~app.services.apply.bulk` wrote."""
+    def applied_in_bulk(self, item: PushedOp, stand_id: str, partner_id: str) -> Answer:
+        """The answer of an op :mod:`~app.services.apply.bulk` wrote; its feed row and
+        received op wait as plain rows (:meth:`hand_over`)."""
+        op = item.op
         payload = to_json(op.payload)
         received = self.received(item, payload)
-        received.status, received.amended = "applied", False
-        self.session.add(received)
-        row = _feed_row(
-            replace(op, actor_role=self.principal.role.value),
-            payload,
-            False,
-            self.device_id,
-            stand_id,
-            partner_id,
+        self.plain_received.append(received)
+        self.plain_feed.append(
+            _feed_values(
+                replace(op, actor_role=self.principal.role.value),
+                payload,
+                False,
+                self.device_id,
+                stand_id,
+                partner_id,
+            )
         )
-        feed.buffer(self.session, row, stamp=[received])
-        return Answer(op.op_id, received.device_seq, "applied", received)
+        return Answer(op.op_id, received["device_seq"], "applied", ReceivedRow(received))
+
+    def hand_over(self) -> None:
+        """Buffer the waiting plain rows in the feed (before the next per-op op's row, so
+        the feed keeps device order)."""
+        if self.plain_feed:
+            feed.buffer_rows(self.session, self.plain_feed, SyncReceivedOp, self.plain_received)
+            self.plain_feed, self.plain_received = [], []
 
     def apply_from(
         self, fresh: list[PushedOp], start: int, bulk_apply: bool, answers: list[Answer]
@@ -379,7 +433,7 @@ class _Batch:
             if i in taken:
                 pc, stand_id, partner_id = taken[i]
                 pc.add_to(waiting)
-                answers.append(self.applied_in_bulk(item, item.op, stand_id, partner_id))
+                answers.append(self.applied_in_bulk(item, stand_id, partner_id))
                 continue
             sent = to_json(item.op.payload)
             mentioned = bulk.ids_in(sent) & owner.keys() if owner else set()
@@ -390,6 +444,7 @@ class _Batch:
             if any(owner[x] > i for x in mentioned):
                 return i + 1
         bulk.write(session, waiting)
+        self.hand_over()
         return len(fresh)
 
     def in_scope(self, stand_id: str | None, partner_id: str | None) -> bool:
@@ -403,7 +458,8 @@ class _Batch:
         its payload as JSON text)."""
         session, op = self.session, item.op
         seq = op.device_seq or 0
-        received = self.received(item, sent)
+        self.hand_over()
+        received = SyncReceivedOp(**self.received(item, sent))
         answer = Answer(op.op_id, seq, "applied", received)
         try:
             with session.begin_nested():

@@ -78,7 +78,8 @@ def _no_nul(value: Any) -> Any:
 
     Every nested model runs this on its part again, so a push of 500 ops walked each value
     many times: JSON text (made in C) without the escape ``\\u0000`` holds no NUL, and only
-    a request whose text has it (or text like it) is walked."""
+    a request whose text has it (or text like it) is walked. The ops of a push are
+    :class:`Nested` models: the push's own check covers them, once."""
     if isinstance(value, dict | list):
         try:
             if "\\u0000" not in json.dumps(value, default=str):
@@ -152,6 +153,13 @@ class Model(BaseModel):
     @classmethod
     def _refuse_nul(cls, data: Any) -> Any:
         return _no_nul(data)
+
+
+class Nested(BaseModel):
+    """A part of a request that only ever arrives inside a :class:`Model` (whose NUL check
+    covers it): unknown fields are refused, NUL is not checked again."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Out(BaseModel):
@@ -882,8 +890,8 @@ MAX_PUSH_BYTES = 4 * 1024 * 1024
 _OP_TYPE_PATTERN = r"^[a-z_]+\.[a-z_]+$"
 
 
-class PushedOpIn(Model):
-    """One change-log op of the device, as it wrote it."""
+class PushedOpIn(Nested):
+    """One change-log op of the device, as it wrote it (inside a :class:`PushRequest`)."""
 
     op_id: Id
     device_seq: int = Field(ge=1, examples=[42])

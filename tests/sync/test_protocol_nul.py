@@ -4,12 +4,16 @@ text that merely reads like the JSON escape for NUL is a person's text."""
 from __future__ import annotations
 
 import json
+import typing
+from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
 
-from sync.protocol import PushRequest
+from sync.protocol import Model, Nested, PushRequest
+from sync.server.app import create_app
 
 DEVICE = "0190a1c2-7e4b-7c3d-9a1b-2c3d4e5f6a70"
 
@@ -58,3 +62,30 @@ def test_a_request_parsed_from_json_text_is_checked_the_same() -> None:
     assert "\\u0000" in body
     with pytest.raises(ValidationError, match="NUL"):
         PushRequest.model_validate_json(body)
+
+
+def _api_routes(routes: typing.Iterable[Any]) -> typing.Iterator[APIRoute]:
+    """The API routes, inside included routers too."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _api_routes(inner.routes)
+
+
+def test_every_request_body_is_checked_for_nul(tmp_path: Path) -> None:
+    """A route's body is a :class:`Model` (whose check covers its parts), never a
+    :class:`Nested` part on its own (which is not checked again)."""
+    app = create_app(f"sqlite:///{tmp_path / 'spec.db'}")
+    try:
+        bodies = []
+        for route in _api_routes(app.routes):
+            for name, kind in typing.get_type_hints(route.endpoint).items():
+                if isinstance(kind, type) and issubclass(kind, BaseModel) and name != "return":
+                    bodies.append(kind)
+    finally:
+        app.state.server.engine.dispose()
+    assert PushRequest in bodies
+    assert all(issubclass(kind, Model) for kind in bodies), bodies
+    assert not any(issubclass(kind, Nested) for kind in bodies)

@@ -14,9 +14,9 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from app.clock import utcnow
@@ -24,6 +24,7 @@ from app.models import ChangeLog, LocalDevice, OpStatus, StandLocation, SyncRefr
 from app.services import apply, snapshot
 from app.services.apply import bulk
 from app.services.base import device_id
+from app.types import UTCDateTime
 
 #: What an op's outcome means for the device.
 FINAL = (OpStatus.APPLIED, OpStatus.DUPLICATE, OpStatus.REJECTED)
@@ -39,8 +40,25 @@ def state(session: Session) -> SyncState:
     return row
 
 
-def envelope(op: ChangeLog) -> dict[str, Any]:
-    """An op as it is pushed (and exported)."""
+#: The change-log columns an envelope is made of (read without loading ORM objects).
+_ENVELOPE_COLUMNS = (
+    ChangeLog.op_id,
+    ChangeLog.device_seq,
+    ChangeLog.op_type,
+    ChangeLog.entity_id,
+    ChangeLog.payload,
+    ChangeLog.schema_version,
+    ChangeLog.actor,
+    ChangeLog.actor_role,
+    ChangeLog.created_at,
+    ChangeLog.base_seq,
+    ChangeLog.pending_from_seq,
+)
+
+
+def envelope(op: Any) -> dict[str, Any]:
+    """An op as it is pushed (and exported): from a ``ChangeLog`` or a row of
+    ``_ENVELOPE_COLUMNS``."""
     return {
         "op_id": op.op_id,
         "device_seq": op.device_seq,
@@ -67,12 +85,12 @@ def next_batch(
     ``max_bytes`` of JSON (at least one). Read in seq order, so a long outbox is streamed
     batch by batch, never loaded whole. ``from_seq`` resends every op from that number on,
     answered or not (the server lost them: it was restored from a backup)."""
-    stmt = select(ChangeLog).order_by(ChangeLog.device_seq).limit(limit)
+    stmt = select(*_ENVELOPE_COLUMNS).order_by(ChangeLog.device_seq).limit(limit)
     if from_seq is None:
         stmt = stmt.where(ChangeLog.status == OpStatus.PENDING)
     else:
         stmt = stmt.where(ChangeLog.device_seq >= from_seq)
-    rows = session.scalars(stmt)
+    rows = session.execute(stmt)
     out: list[dict[str, Any]] = []
     size = 0
     for row in rows:
@@ -105,12 +123,43 @@ class Answer:
     payload: Mapping[str, Any] | None
 
 
+_PLAIN_ANSWER = (
+    update(cast(Table, ChangeLog.__table__))
+    .where(ChangeLog.__table__.c.op_id == bindparam("a_id"))
+    .values(
+        status=bindparam("a_status"),
+        status_reason=None,
+        server_seq=bindparam("a_seq"),
+        amended=False,
+        acknowledged_at=bindparam("a_at", type_=UTCDateTime()),
+    )
+)
+
+
 def store_answers(session: Session, answers: Iterable[Answer]) -> int:
     """Store the server's answers (the only way an op stops being pending). A duplicate
-    takes the outcome it had the first time. Returns how many were rejected."""
+    takes the outcome it had the first time. Returns how many were rejected.
+
+    Most answers say "applied as sent": those are stored with one UPDATE; a rejected or
+    amended op is loaded, as its answer changes more than its status."""
     now = utcnow()
     rejected = 0
-    by_id = {a.op_id: a for a in answers}
+    by_id: dict[str, Answer] = {}
+    plain: list[dict[str, Any]] = []
+    for a in answers:
+        if a.outcome == "rejected" or a.amended:
+            by_id[a.op_id] = a
+        else:
+            status = OpStatus.APPLIED if a.status != "duplicate" else OpStatus.DUPLICATE
+            plain.append({"a_id": a.op_id, "a_status": status, "a_seq": a.server_seq, "a_at": now})
+    if plain:
+        session.connection().execute(_PLAIN_ANSWER, plain)
+        stored = {row["a_id"] for row in plain}
+        for obj in list(session.identity_map.values()):
+            if isinstance(obj, ChangeLog) and obj.op_id in stored:
+                session.expire(obj)  # loaded before: read its answer again
+    if not by_id:
+        return 0
     for op in session.scalars(select(ChangeLog).where(ChangeLog.op_id.in_(list(by_id)))):
         a = by_id[op.op_id]
         if a.outcome == "rejected":

@@ -16,7 +16,7 @@ from typing import Any
 import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlalchemy.pool import QueuePool
 
 from app import __version__
@@ -47,13 +47,35 @@ Stand Coach, for the desktop app and the company's other services.
 WORKER_THREADS = 4
 
 
+#: Write-ahead-log pages after which a server commit copies the log into the database
+#: (a checkpoint; SQLite's default is 1,000 pages of 4 KiB).
+CHECKPOINT_PAGES = 10_000
+#: The log file's size kept after a checkpoint restarts it.
+LOG_LIMIT_BYTES = 64 * 1024 * 1024
+
+
+def _server_sqlite(dbapi_conn: Any, _record: Any) -> None:
+    """Checkpoint a server's SQLite log every :data:`CHECKPOINT_PAGES` pages, not 1,000.
+    A checkpoint copies each page in the log once, however often it changed since the last
+    one, and a push changes the same index pages (feed, orders, stock lines) batch after
+    batch, so fewer, larger checkpoints copy less. Measured with bench/bench_sync.py on a
+    500-stand program: a 20,000-op push went from 2,115 to 2,214 ops/s (p50 batch 207 to
+    188 ms); see docs/sync-design.md."""
+    cur = dbapi_conn.cursor()
+    cur.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
+    cur.execute(f"PRAGMA journal_size_limit={LOG_LIMIT_BYTES}")
+    cur.close()
+
+
 def _engine(database_url: str) -> Engine:
     if database_url.startswith("sqlite"):
         # Unlike the desktop, keep connections open between requests: opening one (and
         # its settings) costs about a millisecond, and a request opens one or two.
-        return appdb.create_db_engine(
+        engine = appdb.create_db_engine(
             database_url, poolclass=QueuePool, pool_size=20, max_overflow=30
         )
+        event.listen(engine, "connect", _server_sqlite)
+        return engine
     # A worker serves up to 40 requests at once (the thread pool); keep a connection each.
     return appdb.create_db_engine(database_url, pool_size=20, max_overflow=20)
 

@@ -7,10 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.clock import utcnow
 from app.errors import ValidationError
+from app.models import ChangeLog, OpStatus
 from app.services import sales, sync_device, sync_settings
 from tests.conftest import REP, StandFixture
 
@@ -85,3 +87,45 @@ def test_overview_items_and_export(session: Session, stand: StandFixture, tmp_pa
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert count == len(lines) == overview.status.unsent
     assert result.order_id in {line["entity_id"] for line in lines}
+
+
+def test_answers_are_stored_as_the_server_gave_them(session: Session, stand: StandFixture) -> None:
+    """Applied and duplicate answers (stored with one UPDATE) and a rejected one (loaded)
+    each leave the op as the server answered, also for an op this session had loaded."""
+    for _ in range(3):
+        sales.record_sale(
+            session, REP, stand.stand_id, [sales.SaleLine(stand.product_ids[0], 1)], "cash"
+        )
+    with session.begin():
+        batch = sync_device.next_batch(session)
+        ops = {
+            o.op_id: o
+            for o in session.scalars(select(ChangeLog).where(ChangeLog.status == OpStatus.PENDING))
+        }
+        assert len(batch) == len(ops) >= 3
+        sent = [e["op_id"] for e in batch]
+        loaded = ops[sent[0]]  # an object of this session, read before the answers
+        assert loaded.status == OpStatus.PENDING
+        answers = [sync_device.Answer(sent[0], "applied", "applied", 41, None, False, None)]
+        answers.append(sync_device.Answer(sent[1], "duplicate", "applied", 7, None, False, None))
+        answers.append(
+            sync_device.Answer(sent[2], "rejected", "rejected", None, "Not carried.", False, None)
+        )
+        answers += [
+            sync_device.Answer(op_id, "applied", "applied", 100 + n, None, False, None)
+            for n, op_id in enumerate(sent[3:])
+        ]
+        assert sync_device.store_answers(session, answers) == 1
+        assert loaded.status == OpStatus.APPLIED  # read again, not the stale PENDING
+        assert loaded.server_seq == 41
+    with session.begin():
+        stored = {
+            o.op_id: (o.status, o.server_seq, o.status_reason, o.acknowledged_at is not None)
+            for o in session.scalars(select(ChangeLog).where(ChangeLog.op_id.in_(sent)))
+        }
+    assert stored[sent[0]] == (OpStatus.APPLIED, 41, None, True)
+    assert stored[sent[1]] == (OpStatus.DUPLICATE, 7, None, True)
+    assert stored[sent[2]] == (OpStatus.REJECTED, None, "Not carried.", True)
+    assert all(stored[op_id][0] == OpStatus.APPLIED for op_id in sent[3:])
+    with session.begin():
+        assert sync_device.next_batch(session) == []

@@ -14,7 +14,7 @@ with it.
 
 A push's bulk-applied ops are buffered as plain rows (:func:`buffer_rows`): their feed rows
 and received-op rows are inserted with one statement per table once numbered, without an
-ORM object each (docs/sync-design.md §5).
+ORM object each (docs/sync-design.md §6, "Bulk apply").
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 """The server's side of sync: applying a device's pushed ops, and the pages it pulls.
 
 A push is applied in **one transaction** (the caller's). Plain facts (sales, write-offs,
-returns, counts applied as sent) that plainly pass their checks are written together by
-:mod:`app.services.apply.bulk`; every other op gets a savepoint of its own: an op that
-its type's ``check`` refuses is rolled back alone, kept with its reason (``sync_received_op``
-and ``sync_dead_letter``, never dropped) and answered ``rejected``; the others apply. A
-repeated op id is answered ``duplicate`` with the outcome it had the first time, and has no
-second effect. A batch that skips device sequence numbers is refused whole
+returns, counts applied as sent, new refill requests) that plainly pass their checks are
+written together by :mod:`app.services.apply.bulk`; every other op gets a savepoint of its
+own: an op that its type's ``check`` refuses is rolled back alone, kept with its reason
+(``sync_received_op`` and ``sync_dead_letter``, never dropped) and answered ``rejected``;
+the others apply. A repeated op id is answered ``duplicate`` with the outcome it had the
+first time, and has no second effect. A batch that skips device sequence numbers is refused whole
 (:class:`~app.errors.SequenceGap`). Database errors (a unique race, a serialization
 failure) abort the batch, so the caller's retry re-runs it against the winner's rows
 instead of dead-lettering a race.

@@ -1,4 +1,5 @@
-"""Bulk writing of the facts that make most of a sync: sales, write-offs, returns and counts.
+"""Bulk writing of the facts that make most of a sync: sales, write-offs, returns, counts and
+refill requests.
 
 A rep's outbox after a day offline is mostly ``sale.record`` ops. Written one by one through
 the ORM (a savepoint, a dozen lookups and a flush each) a push of 500 of them took seconds;

@@ -6,6 +6,7 @@ import itertools
 import sqlite3
 from collections import defaultdict
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -59,7 +60,7 @@ def _open(path: Path) -> SessionFactory:
 
 
 def _rows(path: Path, table: str) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn:
         return conn.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()
 
 
@@ -138,7 +139,7 @@ def test_on_hand_is_the_sum_of_movements_and_never_negative(
     )
     assert orphans == [(0,)]
     # The running stock, in time order, never dips below zero either.
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn:
         running: dict[tuple[str, str], int] = defaultdict(int)
         for stand, product, qty in conn.execute(
             "SELECT stand_id, product_id, quantity FROM inventory_movement ORDER BY occurred_at, id"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -146,7 +147,7 @@ def test_device_id_is_created_once_per_database(tmp_path: Path) -> None:
         ids.append(db.ensure_device(factory))
         engine_of(factory).dispose()
     assert len(set(ids)) == 1
-    with sqlite3.connect(tmp_path / "a.db") as raw:
+    with closing(sqlite3.connect(tmp_path / "a.db")) as raw:
         assert raw.execute("SELECT count(*), min(last_seq) FROM local_device").fetchone() == (1, 0)
     other = db.open_db(url_b)
     try:

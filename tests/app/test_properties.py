@@ -22,6 +22,7 @@ import sqlite3
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -112,10 +113,8 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def copy_db(src: Path, dst: Path) -> None:
-    with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
+    with closing(sqlite3.connect(src)) as a, closing(sqlite3.connect(dst)) as b:
         a.backup(b)
-    a.close()
-    b.close()
 
 
 # ------------------------------------------------------------------ reading the database

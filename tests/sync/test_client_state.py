@@ -17,7 +17,7 @@ import socket
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -158,7 +158,10 @@ def test_a_device_restored_from_a_backup_is_refused(live: Live, tmp_path: Path) 
     restored: Device | None = None
     try:
         source = server_db_path(device.factory)
-        with sqlite3.connect(source) as a, sqlite3.connect(backup / "anna.db") as b:
+        with (
+            closing(sqlite3.connect(source)) as a,
+            closing(sqlite3.connect(backup / "anna.db")) as b,
+        ):
             a.backup(b)
         _sell(device, live, 1)
         assert device.sync().complete

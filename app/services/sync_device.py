@@ -122,6 +122,11 @@ class Answer:
     amended: bool
     payload: Mapping[str, Any] | None
 
+    @property
+    def applied_as(self) -> OpStatus:
+        """The op's status when the server applied it (now or the first time)."""
+        return OpStatus.DUPLICATE if self.status == "duplicate" else OpStatus.APPLIED
+
 
 _PLAIN_ANSWER = (
     update(cast(Table, ChangeLog.__table__))
@@ -150,8 +155,9 @@ def store_answers(session: Session, answers: Iterable[Answer]) -> int:
         if a.outcome == "rejected" or a.amended:
             by_id[a.op_id] = a
         else:
-            status = OpStatus.APPLIED if a.status != "duplicate" else OpStatus.DUPLICATE
-            plain.append({"a_id": a.op_id, "a_status": status, "a_seq": a.server_seq, "a_at": now})
+            plain.append(
+                {"a_id": a.op_id, "a_status": a.applied_as, "a_seq": a.server_seq, "a_at": now}
+            )
     if plain:
         session.connection().execute(_PLAIN_ANSWER, plain)
         stored = {row["a_id"] for row in plain}
@@ -167,7 +173,7 @@ def store_answers(session: Session, answers: Iterable[Answer]) -> int:
             op.status_reason = a.reason
             rejected += 1
         else:
-            op.status = OpStatus.APPLIED if a.status != "duplicate" else OpStatus.DUPLICATE
+            op.status = a.applied_as
             op.status_reason = None
         op.server_seq = a.server_seq
         op.amended = a.amended

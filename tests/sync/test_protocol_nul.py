@@ -1,6 +1,5 @@
 """NUL characters are refused anywhere in a request, however deep, and nothing else is:
-text that merely reads like the JSON escape for NUL is a person's text. Also the server's
-set-up of what it parses and stores: request bodies, SQLite checkpoints."""
+text that merely reads like the JSON escape for NUL is a person's text."""
 
 from __future__ import annotations
 
@@ -14,7 +13,6 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
 from sync.protocol import Model, Nested, PushRequest
-from sync.server import app as server_app
 from sync.server.app import create_app
 
 DEVICE = "0190a1c2-7e4b-7c3d-9a1b-2c3d4e5f6a70"
@@ -91,21 +89,3 @@ def test_every_request_body_is_checked_for_nul(tmp_path: Path) -> None:
     assert PushRequest in bodies
     assert all(issubclass(kind, Model) for kind in bodies), bodies
     assert not any(issubclass(kind, Nested) for kind in bodies)
-
-
-def test_a_sqlite_server_checkpoints_its_log_less_often(tmp_path: Path) -> None:
-    """Every connection of a SQLite server takes the server's checkpoint settings."""
-    app = create_app(f"sqlite:///{tmp_path / 'server.db'}")
-    engine = app.state.server.engine
-    try:
-        held = [engine.raw_connection() for _ in range(2)]  # two at once: two connections
-        for raw in held:
-            cursor = raw.cursor()
-            pages = cursor.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
-            limit = cursor.execute("PRAGMA journal_size_limit").fetchone()[0]
-            assert (pages, limit) == (server_app.CHECKPOINT_PAGES, server_app.LOG_LIMIT_BYTES)
-        for raw in held:
-            raw.close()
-        assert server_app.CHECKPOINT_PAGES > 1000  # SQLite's default
-    finally:
-        engine.dispose()

@@ -1,12 +1,16 @@
-"""Smoke: every endpoint answers over real HTTP for an admin, on SQLite and PostgreSQL."""
+"""Smoke: every endpoint answers over real HTTP for an admin, on SQLite and PostgreSQL; and a
+SQLite server's connections take its settings."""
 
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 
 from app.db import head_revision
+from sync.server import app as server_app
+from sync.server.app import create_app
 from tests.sync.conftest import Live
 
 
@@ -88,3 +92,21 @@ def test_admin_walk(any_live: Live) -> None:
             },
         )
         assert r.status_code in (201, 409), r.text
+
+
+def test_a_sqlite_server_checkpoints_its_log_less_often(tmp_path: Path) -> None:
+    """Every connection of a SQLite server takes the server's checkpoint settings."""
+    app = create_app(f"sqlite:///{tmp_path / 'server.db'}")
+    engine = app.state.server.engine
+    try:
+        held = [engine.raw_connection() for _ in range(2)]  # two at once: two connections
+        for raw in held:
+            cursor = raw.cursor()
+            pages = cursor.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+            limit = cursor.execute("PRAGMA journal_size_limit").fetchone()[0]
+            assert (pages, limit) == (server_app.CHECKPOINT_PAGES, server_app.LOG_LIMIT_BYTES)
+        for raw in held:
+            raw.close()
+        assert server_app.CHECKPOINT_PAGES > 1000  # SQLite's default
+    finally:
+        engine.dispose()

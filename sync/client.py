@@ -5,7 +5,9 @@ One :meth:`SyncClient.round`:
 1. **Push** the pending ops in batches (≤ 500, consecutive sequence numbers). Each batch's
    answers are stored in one local transaction: an op stops being pending only with the
    server's answer; with no answer (a timeout, a 5xx, the process killed) it stays pending
-   and is sent again with the same op id, which the server answers as a duplicate.
+   and is sent again with the same op id, which the server answers as a duplicate. While
+   a batch is on the wire, a worker thread stores the answers to the one before and reads
+   the next (see :meth:`SyncClient.push`).
 2. **Pull** pages after the cursor; each page and its cursor are applied in one local
    transaction. A page is not applied while the device has unanswered ops (the user wrote
    during the round): the client pushes first, then pulls again.
@@ -36,6 +38,7 @@ import json
 import random
 import threading
 from collections.abc import Callable, Generator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -205,17 +208,25 @@ class SyncClient:
         self._token = token
         return token
 
-    def _send(self, method: str, path: str, *, auth: bool = True, **kwargs: Any) -> httpx.Response:
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        auth: bool = True,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
         """One request, retried on network errors and 'retry later' answers."""
         signed_in_again = False
         attempt = 0
         while True:
             self._check_cancel()
-            headers = {}
+            sent = dict(headers or {})
             if auth:
-                headers["Authorization"] = f"Bearer {self._token or self._sign_in()}"
+                sent["Authorization"] = f"Bearer {self._token or self._sign_in()}"
             try:
-                response = self.http.request(method, path, headers=headers, **kwargs)
+                response = self.http.request(method, path, headers=sent, **kwargs)
             except (httpx.TransportError, httpx.TimeoutException) as exc:
                 attempt += 1
                 if attempt >= self.max_attempts:
@@ -253,48 +264,115 @@ class SyncClient:
 
     def push(self, tally: RoundResult | None = None) -> tuple[int, int]:
         """Push until nothing is pending. Returns (ops answered, rejected); ``tally`` counts
-        them as they are stored (so a cancelled round still says what it did)."""
-        pushed = rejected = 0
-        resend_from: int | None = None
-        while True:
-            self._check_cancel()
-            with self.factory() as s, s.begin():
-                batch = sync_device.next_batch(s, from_seq=resend_from, limit=self.push_batch)
-                if batch:
-                    sync_device.mark_attempt(s, [e["op_id"] for e in batch])
-            if not batch:
-                return pushed, rejected
-            self.fault("before_push")
-            try:
-                response = self._send(
-                    "POST",
-                    f"{p.SYNC_PREFIX}/push",
-                    json={"device_id": self.device_id, "ops": batch},
-                )
-            except SyncError as exc:
-                if exc.code == "sequence_gap" and isinstance(exc, _Gap) and resend_from is None:
-                    resend_from = exc.expected_seq
-                    continue
-                raise
-            resend_from = None
-            self.fault("after_push_reply")
-            body = p.PushResponse.model_validate(response.json())
-            answers = [
-                sync_device.Answer(
-                    r.op_id, r.status, r.outcome, r.server_seq, r.reason, r.amended, r.payload
-                )
-                for r in body.results
-            ]
-            with self.factory() as s, s.begin():
-                refused = sync_device.store_answers(s, answers)
-            pushed += len(answers)
-            rejected += refused
+        them as they are stored (so a cancelled round still says what it did).
+
+        While a batch is on the wire, a worker thread does the device's part beside it, in
+        one local transaction: it counts the batch's attempt, stores the answers to the
+        batch before, and reads and encodes the batch after. Each batch is still sent only
+        once the one before it is answered (the server refuses a gap), and an op still stops
+        being pending only with its answer: a kill at any point leaves answered ops stored
+        or sent again, never lost. Answers that arrived are stored before the push ends,
+        however it ends."""
+        totals = [0, 0]  # answered, rejected
+
+        def stored(counts: tuple[int, int] | None) -> None:
+            if counts is None:
+                return
+            totals[0] += counts[0]
+            totals[1] += counts[1]
             if tally is not None:
-                tally.pushed += len(answers)
-                tally.rejected += refused
+                tally.pushed += counts[0]
+                tally.rejected += counts[1]
             self.fault("after_store")
             if self.on_progress:
-                self.on_progress("push", pushed, 0)
+                self.on_progress("push", totals[0], 0)
+
+        batch: _Outgoing | None = None
+        reply: _Reply | None = None  # the answers to the batch before, not stored yet
+        resend_from: int | None = None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-push") as worker:
+            while True:
+                if batch is None:  # nothing read ahead: read the outbox here
+                    if reply is not None:
+                        stored(self._push_step(None, reply, None)[0])
+                        reply = None
+                    self._check_cancel()
+                    batch = self._push_read(resend_from)
+                    if batch is None:
+                        return totals[0], totals[1]
+                self.fault("before_push")
+                # After a resent batch, older ops may still be pending: read after its answers.
+                after = batch.last_seq if resend_from is None else None
+                step = worker.submit(self._push_step, batch, reply, after)
+                reply = None
+                try:
+                    response = self._send(
+                        "POST",
+                        f"{p.SYNC_PREFIX}/push",
+                        content=batch.body,
+                        headers={"Content-Type": "application/json"},
+                    )
+                except BaseException as exc:
+                    stored(step.result()[0])  # the answers before are kept
+                    if isinstance(exc, _Gap) and resend_from is None:
+                        resend_from, batch = exc.expected_seq, None
+                        continue
+                    raise
+                resend_from = None
+                self.fault("after_push_reply")
+                counts, ahead = step.result()
+                stored(counts)
+                reply, batch = _Reply(batch, response.content), ahead
+
+    def _push_read(self, from_seq: int | None) -> _Outgoing | None:
+        with self.factory() as s, s.begin():
+            ops = sync_device.next_batch(s, from_seq=from_seq, limit=self.push_batch)
+        return self._outgoing(ops)
+
+    def _push_step(
+        self, sending: _Outgoing | None, reply: _Reply | None, after_seq: int | None
+    ) -> tuple[tuple[int, int] | None, _Outgoing | None]:
+        """One local transaction: count an attempt of the batch being sent, store the
+        answers in ``reply``, read the batch after ``after_seq``. Returns (answers stored,
+        rejected among them) and the batch read."""
+        answers = self._answers(reply) if reply is not None else None
+        ops: list[dict[str, Any]] = []
+        counts: tuple[int, int] | None = None
+        with self.factory() as s, s.begin():
+            if sending is not None:
+                sync_device.mark_attempt(s, sending.op_ids)
+            if answers is not None:
+                counts = (len(answers), sync_device.store_answers(s, answers))
+            if after_seq is not None:
+                ops = sync_device.next_batch(s, after_seq=after_seq, limit=self.push_batch)
+        return counts, self._outgoing(ops)
+
+    def _outgoing(self, ops: list[dict[str, Any]]) -> _Outgoing | None:
+        if not ops:
+            return None
+        # As httpx encodes json=..., made here so the worker thread does it.
+        body = json.dumps(
+            {"device_id": self.device_id, "ops": ops},
+            ensure_ascii=False,
+            separators=(",", ":"),
+            allow_nan=False,
+        ).encode()
+        return _Outgoing([o["op_id"] for o in ops], ops[-1]["device_seq"], body)
+
+    def _answers(self, reply: _Reply) -> list[sync_device.Answer]:
+        try:
+            body = p.PushResponse.model_validate_json(reply.content)
+        except ValueError as exc:
+            raise SyncError("The server sent a damaged answer to a push; try again later.") from exc
+        if sorted(r.op_id for r in body.results) != sorted(reply.sent.op_ids):
+            # The next batch was read on the premise that this one is answered whole.
+            raise SyncError("The server did not answer every change sent; try again later.")
+        return [
+            sync_device.Answer(
+                r.op_id, r.status, r.outcome, r.server_seq, r.reason, r.amended, r.payload
+            )
+            for r in body.results
+        ]
 
     # ------------------------------------------------------------------ pull
 
@@ -516,6 +594,23 @@ class SyncClient:
                 with self.factory() as s, s.begin():
                     sync_device.record_failure(s, str(exc), None)
         return result
+
+
+@dataclass(frozen=True)
+class _Outgoing:
+    """A push batch as it goes out: its ops' ids, its last sequence number, the body."""
+
+    op_ids: list[str]
+    last_seq: int
+    body: bytes
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """The server's answers to a batch, as received (parsed and stored by the worker)."""
+
+    sent: _Outgoing
+    content: bytes
 
 
 class PushFirst(Exception):

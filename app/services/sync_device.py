@@ -78,16 +78,20 @@ def next_batch(
     session: Session,
     *,
     from_seq: int | None = None,
+    after_seq: int | None = None,
     limit: int = 500,
     max_bytes: int = 3_500_000,
 ) -> list[dict[str, Any]]:
     """The oldest pending ops, as envelopes: at most ``limit`` of them and about
     ``max_bytes`` of JSON (at least one). Read in seq order, so a long outbox is streamed
-    batch by batch, never loaded whole. ``from_seq`` resends every op from that number on,
-    answered or not (the server lost them: it was restored from a backup)."""
+    batch by batch, never loaded whole. ``after_seq``: the oldest pending ops after that
+    number (the batch after one still in flight). ``from_seq`` resends every op from that
+    number on, answered or not (the server lost them: it was restored from a backup)."""
     stmt = select(*_ENVELOPE_COLUMNS).order_by(ChangeLog.device_seq).limit(limit)
     if from_seq is None:
         stmt = stmt.where(ChangeLog.status == OpStatus.PENDING)
+        if after_seq is not None:
+            stmt = stmt.where(ChangeLog.device_seq > after_seq)
     else:
         stmt = stmt.where(ChangeLog.device_seq >= from_seq)
     rows = session.execute(stmt)

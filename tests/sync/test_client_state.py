@@ -12,6 +12,7 @@ client's cooperative cancel, against the real server on 127.0.0.1.
 
 from __future__ import annotations
 
+import json
 import random
 import socket
 import sqlite3
@@ -21,14 +22,15 @@ from contextlib import closing, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.db import open_db
-from app.models import Role, StandInventory
+from app.models import OpStatus, Role, StandInventory, SyncReceivedOp
 from app.services import feed, sales, sync_device, users
-from app.services.base import Actor
-from sync.client import SyncClient, link_device
+from app.services.base import Actor, device_id
+from sync.client import RoundResult, SyncClient, link_device
 from tests.sync.conftest import Live
 from tests.sync.devices import Device, converged, make_device, server_db_path
 from tests.sync.test_sync_bootstrap import new_device
@@ -243,6 +245,104 @@ def test_a_client_with_nothing_to_sign_in_with_is_not_linked(live: Live, tmp_pat
         device.close()
 
 
+# ---------------------------------------------------------------------- the push pipeline
+
+
+class _PushTap(httpx.BaseTransport):
+    """The real network, except for the pushes named in ``change``: the n-th push (from 1)
+    is refused before it leaves (``None``) or its reply is replaced by what the function
+    makes of it."""
+
+    def __init__(self, change: dict[int, Callable[[httpx.Response], bytes] | None]) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.change = change
+        self.pushes = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/push"):
+            self.pushes += 1
+            if self.pushes in self.change:
+                make = self.change[self.pushes]
+                if make is None:
+                    raise httpx.ConnectError("connection refused", request=request)
+                response = self.inner.handle_request(request)
+                response.read()
+                return httpx.Response(200, content=make(response), request=request)
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _received(live: Live, device: Device) -> int:
+    """How many of the device's ops the server holds."""
+    with device.factory() as s, s.begin():
+        mine = device_id(s)
+    with live.factory() as s, s.begin():
+        return int(s.scalar(select(func.count()).where(SyncReceivedOp.device_id == mine)) or 0)
+
+
+def _push_with(device: Device, tap: _PushTap) -> RoundResult:
+    with device.client(transport=tap, push_batch=2, max_attempts=1, sleep=_no_wait) as c:
+        return c.round()
+
+
+def test_answers_that_arrived_are_stored_when_the_next_batch_fails(
+    live: Live, tmp_path: Path
+) -> None:
+    """The client stores a batch's answers while the next batch is on the wire: when that
+    request fails, the answers are stored all the same, and only the rest is sent later."""
+    device = _device(live, tmp_path)
+    try:
+        _sell(device, live, 5)
+        result = _push_with(device, _PushTap({2: None}))
+        assert (result.state, result.pushed) == ("offline", 2)
+        assert _status(device).unsent == 3
+        assert _received(live, device) == 2
+        result = device.sync(push_batch=2)
+        assert (result.state, result.pushed) == ("ok", 3)
+        assert [o.status for o in device.ops()] == [OpStatus.APPLIED] * 5  # none duplicate
+        assert converged(live.factory, [device]) == []
+    finally:
+        device.close()
+
+
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        (lambda r: b'{"results": [', "damaged answer"),
+        (lambda r: b'{"results": "none", "high_water": 2}', "damaged answer"),
+        (
+            lambda r: json.dumps({**r.json(), "results": r.json()["results"][:1]}).encode(),
+            "did not answer every change",
+        ),
+    ],
+    ids=["cut_off", "wrong_shape", "one_answer_missing"],
+)
+def test_a_reply_that_does_not_answer_the_batch_marks_nothing(
+    live: Live, tmp_path: Path, reply: Callable[[httpx.Response], bytes], message: str
+) -> None:
+    """A push reply that is damaged or leaves an op of the batch unanswered ends the round
+    with an error; no op is taken as answered, and the next round sends them again (the
+    server answers what it had applied as duplicates). The reply is read while the next
+    batch is on the wire, so that batch reached the server too."""
+    device = _device(live, tmp_path)
+    try:
+        _sell(device, live, 3)
+        result = _push_with(device, _PushTap({1: reply}))
+        assert result.state == "error"
+        assert result.error is not None
+        assert message in result.error
+        assert (result.pushed, _status(device).unsent) == (0, 3)
+        assert _received(live, device) == 3
+        result = device.sync(push_batch=2)
+        assert (result.state, result.pushed) == ("ok", 3)
+        assert [o.status for o in device.ops()] == [OpStatus.DUPLICATE] * 3
+        assert converged(live.factory, [device]) == []
+    finally:
+        device.close()
+
+
 # ---------------------------------------------------------------------- cancel
 
 
@@ -253,13 +353,21 @@ def test_cancel_between_push_batches_keeps_the_answers_and_resumes(
     try:
         _sell(device, live, 5)
         cancel = threading.Event()
+        # Cancelled once the first batch's answers are stored: the second batch, answered
+        # meanwhile (the client stores a batch's answers while the next is on the wire), is
+        # stored too; the third is not sent.
         result = device.sync(push_batch=2, cancel=cancel, fault=_cancel_at("after_store", cancel))
-        assert (result.state, result.complete, result.pushed) == ("cancelled", False, 2)
+        assert (result.state, result.complete, result.pushed) == ("cancelled", False, 4)
         status = _status(device)
-        assert status.unsent == 3
+        assert status.unsent == 1
         assert status.last_error is None  # a cancel is not a failure
+        with device.factory() as s, s.begin():
+            mine = device_id(s)
+        with live.factory() as s, s.begin():
+            received = select(func.count()).where(SyncReceivedOp.device_id == mine)
+            assert s.scalar(received) == 4
         result = device.sync(push_batch=2)
-        assert (result.state, result.complete, result.pushed) == ("ok", True, 3)
+        assert (result.state, result.complete, result.pushed) == ("ok", True, 1)
         assert converged(live.factory, [device]) == []
     finally:
         device.close()

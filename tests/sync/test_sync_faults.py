@@ -690,11 +690,13 @@ def work(factory: SessionFactory, actor: Actor, run: Run, actions: int) -> None:
 
 
 def _client_step() -> str:
-    """The client method (push, pull, refresh, round ...) whose commit is under way."""
+    """The client method (push, pull, refresh, round ...) whose commit is under way (a
+    push's helpers, ``_push_read`` and ``_push_step`` in its worker thread, count as push)."""
     frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         if frame.f_code.co_filename.endswith(os.path.join("sync", "client.py")):
-            return frame.f_code.co_name
+            name = frame.f_code.co_name
+            return "push" if name.startswith("_push_") else name
         frame = frame.f_back
     return "elsewhere"
 
@@ -712,8 +714,12 @@ def client_lives(run: Run, device: Device, net: Network) -> None:
             if rng.random() < rate:
                 raise Killed(point)
 
+        # Its own stream: a push commits in a worker thread while the network draws from
+        # run.rng, so one shared stream would make the seed's draws depend on timing.
+        commit_rng = random.Random(rng.getrandbits(64))
+
         def die_in_commit(session: Session, rate: float = commit_kill_rate) -> None:
-            if rng.random() < rate:
+            if commit_rng.random() < rate:
                 raise Killed(f"in_commit:{_client_step()}")
 
         push_batch, page_size = rng.choice([1, 2, 3, 500]), rng.choice([1, 2, 5, 1000])

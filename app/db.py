@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, select, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import Engine, Table, create_engine, event, insert, select, text
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -156,3 +157,72 @@ def open_db(url: str, *, migrate: bool = True, device_name: str = "") -> Session
     factory = make_sessionmaker(engine)
     ensure_device(factory, device_name)
     return factory
+
+
+# --------------------------------------------------------------------------- bulk inserts
+
+#: How to make each parameter of an INSERT, in order: the column's key, its type's bind
+#: processor and, for a column the rows leave out, its Python-side default.
+_Param = tuple[str, Callable[[Any], Any] | None, Callable[[], Any] | None]
+#: By (dialect name, table, the rows' keys): the INSERT text and its parameters, or None.
+_DRIVER_INSERTS: dict[tuple[str, Table, tuple[str, ...]], tuple[str, list[_Param]] | None] = {}
+
+
+def _driver_insert(
+    dialect: Dialect, table: Table, keys: tuple[str, ...]
+) -> tuple[str, list[_Param]] | None:
+    """The INSERT text for ``keys`` in the driver's positional style, and how to make each
+    parameter; None where a missing column's default is not a plain value or function."""
+    cache_key = (dialect.name, table, keys)
+    if cache_key in _DRIVER_INSERTS:
+        return _DRIVER_INSERTS[cache_key]
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(keys))
+    made: tuple[str, list[_Param]] | None = None
+    names = compiled.positiontup
+    if names is not None:
+        params: list[_Param] = []
+        for name in names:
+            column = table.c[name]
+            processor = column.type._cached_bind_processor(dialect)
+            default = column.default
+            if name in keys:
+                params.append((name, processor, None))
+            elif default is not None and (default.is_scalar or default.is_callable):
+                arg = default.arg  # type: ignore[attr-defined]
+                # SQLAlchemy wraps a default function to take an execution context.
+                make = (lambda a=arg: a(None)) if default.is_callable else (lambda a=arg: a)
+                params.append((name, processor, make))
+            else:
+                break
+        else:
+            made = (compiled.string, params)
+    _DRIVER_INSERTS[cache_key] = made
+    return made
+
+
+def insert_many(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """One INSERT of ``rows`` (dicts with the same keys) into ``table``.
+
+    On SQLite the rows go to the driver's ``executemany`` as tuples, each value through its
+    column type's bind processor, as SQLAlchemy does. SQLAlchemy's own path first builds
+    every row's full parameter dict in Python, which was about a tenth of a 500-op push's
+    server time (bench/bench_sync.py; docs/sync-design.md). Elsewhere (on PostgreSQL it
+    batches the rows into multi-row VALUES), and for a default this cannot make, the rows
+    take SQLAlchemy's path."""
+    if not rows:
+        return
+    made = None
+    if connection.dialect.name == "sqlite":
+        made = _driver_insert(connection.dialect, table, tuple(rows[0]))
+    if made is None:
+        connection.execute(insert(table), list(rows))
+        return
+    sql, params = made
+    data = []
+    for row in rows:
+        values = []
+        for name, processor, default in params:
+            value = row[name] if default is None else default()
+            values.append(value if processor is None else processor(value))
+        data.append(tuple(values))
+    connection.exec_driver_sql(sql, data)

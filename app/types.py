@@ -112,6 +112,28 @@ class UTCDateTime(TypeDecorator[datetime]):
             return utc.replace(tzinfo=None)
         return utc
 
+    # On SQLite, one step from an aware time to the stored text, which is what SQLAlchemy's
+    # DATETIME type writes ("2026-11-24 09:30:00.000000"). Its two steps (the method above,
+    # then a %-format of seven fields) were a twentieth of a 500-op push's server time.
+    def bind_processor(self, dialect: Dialect) -> Any:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: Any) -> str | None:
+            if value is None:
+                return None
+            if not isinstance(value, datetime):
+                raise TypeError(f"expected a datetime, got {type(value).__name__}")
+            moment: datetime = value
+            if moment.tzinfo is not UTC:
+                if moment.tzinfo is None:
+                    raise ValueError("naive datetime given; times are stored as aware UTC")
+                moment = moment.astimezone(UTC)
+            # Years have four digits, so the UTC offset ("+00:00") starts at 26.
+            return moment.isoformat(" ", "microseconds")[:26]
+
+        return process
+
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None

@@ -23,10 +23,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, event, insert, select, update
+from sqlalchemy import Engine, Table, event, select, update
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
-from app.db import SessionFactory
+from app.db import SessionFactory, insert_many
 from app.models import Base, ChangeLog, LocalDevice
 from app.services.base import FEED_FLAG
 
@@ -150,10 +150,9 @@ def _number_and_insert(session: Session) -> None:
         for row in b.stamp:
             row.server_seq = seq
     session.add_all([b.op for b in held if isinstance(b, _Buffered)])
-    if plain:
-        session.execute(insert(cast(Table, ChangeLog.__table__)), plain)
+    insert_many(session.connection(), cast(Table, ChangeLog.__table__), plain)
     for table, rows in stamped.items():
-        session.execute(insert(table), rows)
+        insert_many(session.connection(), table, rows)
 
 
 def _scope_of(session: Session, op: ChangeLog) -> tuple[str | None, str | None]:

@@ -15,9 +15,12 @@ from typing import Any
 import pytest
 from sqlalchemy import (
     Column,
+    DateTime,
     Engine,
+    Enum,
     Integer,
     MetaData,
+    String,
     Table,
     event,
     func,
@@ -35,12 +38,13 @@ from app.db import (
     create_db_engine,
     current_revision,
     head_revision,
+    insert_many,
     make_sessionmaker,
     open_db,
     read_sessionmaker,
 )
 from app.ids import id_from_parts, is_valid_id, new_id
-from app.models import ChangeLog, LocalDevice, Product, StandInventory
+from app.models import ChangeLog, LocalDevice, Product, RefillStatus, StandInventory
 from app.services.base import record_op
 from app.types import ScaledDecimal, UTCDateTime
 
@@ -263,6 +267,114 @@ def test_utc_datetime_refuses_naive_and_non_datetimes(engine: Engine) -> None:
         put(engine, at=datetime(2024, 1, 1, 12, 0))
     assert stored(engine, "at") == []
     assert col.process_bind_param(None, engine.dialect) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime(2026, 11, 24, 9, 30, tzinfo=UTC),
+        datetime(2026, 11, 24, 9, 30, 0, 1, tzinfo=UTC),
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2026, 3, 29, 1, 30, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+        datetime(2026, 3, 29, 1, 30, tzinfo=timezone(timedelta(hours=-9))),
+        datetime(2026, 3, 29, 1, 30, tzinfo=timezone(timedelta(0))),
+    ],
+)
+def test_utc_datetime_stores_the_text_sqlalchemy_datetime_stores(
+    engine: Engine, value: datetime
+) -> None:
+    """UTCDateTime writes SQLite's text in one step; it must be the text SQLAlchemy's own
+    DATETIME writes for the same instant, or old and new rows would not compare."""
+    plain = Table("plain", MetaData(), Column("at", DateTime()))
+    plain.create(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(plain).values(at=value.astimezone(UTC).replace(tzinfo=None)))
+    put(engine, at=value)
+    with engine.connect() as conn:
+        expected = conn.exec_driver_sql("SELECT at FROM plain").scalar_one()
+        back = conn.scalar(select(AMOUNTS.c.at).where(AMOUNTS.c.at == value))
+    assert stored(engine, "at") == [("text", expected)]
+    assert back == value
+
+
+# --------------------------------------------------------------------------- insert_many
+
+ROWS_META = MetaData()
+ROWS = Table(
+    "rows",
+    ROWS_META,
+    Column("id", String(36), primary_key=True, default=new_id),
+    Column("money", ScaledDecimal(18, 4), nullable=True),
+    Column("at", UTCDateTime(), default=lambda: datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)),
+    Column(
+        "kind",
+        Enum(RefillStatus, native_enum=False, values_callable=lambda e: [m.value for m in e]),
+    ),
+    Column("note", String(20), default="none"),
+    Column("n", Integer, nullable=True),
+)
+#: A default that is SQL, not a value: insert_many leaves such rows to SQLAlchemy.
+CLOCKED = Table(
+    "clocked",
+    ROWS_META,
+    Column("id", Integer, primary_key=True),
+    Column("stamp", String(30), default=text("'from sql'")),
+)
+
+
+def _raw(engine: Engine, table: str) -> list[tuple[Any, ...]]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.exec_driver_sql(f"SELECT * FROM {table} ORDER BY 1")]
+
+
+@pytest.mark.parametrize("with_defaults", [False, True])
+def test_insert_many_stores_what_sqlalchemy_stores(tmp_path: Path, with_defaults: bool) -> None:
+    """The driver path of insert_many writes exactly the values SQLAlchemy's insert writes:
+    every type's conversion, and the Python-side defaults of the columns left out."""
+    rows: list[dict[str, Any]] = [
+        {
+            "id": f"{n:036d}",
+            "money": Decimal("12.3456") * n,
+            "at": datetime(2026, 11, 24, 9, n, tzinfo=timezone(timedelta(hours=n % 3))),
+            "kind": list(RefillStatus)[n % len(RefillStatus)],
+            "note": None if n % 2 else f"note {n}",
+            "n": n,
+        }
+        for n in range(1, 8)
+    ]
+    if with_defaults:
+        rows = [{"money": r["money"], "kind": r["kind"], "n": r["n"]} for r in rows]
+    stores = []
+    for name, write in (
+        ("sqlalchemy", lambda conn: conn.execute(insert(ROWS), rows)),
+        ("insert_many", lambda conn: insert_many(conn, ROWS, rows)),
+    ):
+        eng = create_db_engine(f"sqlite:///{tmp_path / name}.db")
+        ROWS_META.create_all(eng)
+        with eng.begin() as conn:
+            write(conn)
+        stored_rows = _raw(eng, "rows")
+        eng.dispose()
+        if with_defaults:  # the ids are new on each path: compare the rest
+            assert all(is_valid_id(r[0]) for r in stored_rows)
+            stored_rows = sorted(r[1:] for r in stored_rows)
+        stores.append(stored_rows)
+    assert len(stores[0]) == 7
+    assert stores[0] == stores[1]
+
+
+def test_insert_many_leaves_sql_defaults_and_bad_values_to_sqlalchemy(engine: Engine) -> None:
+    ROWS_META.create_all(engine)
+    with engine.begin() as conn:
+        insert_many(conn, CLOCKED, [{"id": 1}, {"id": 2}])
+        insert_many(conn, CLOCKED, [])
+    assert _raw(engine, "clocked") == [(1, "from sql"), (2, "from sql")]
+    with pytest.raises(TypeError, match="never float"), engine.begin() as conn:
+        insert_many(conn, ROWS, [{"id": "a", "money": 1.5, "kind": RefillStatus.REQUESTED}])
+    with pytest.raises(ValueError, match="naive"), engine.begin() as conn:
+        insert_many(conn, ROWS, [{"id": "b", "at": datetime(2026, 1, 1), "kind": "requested"}])
+    assert _raw(engine, "rows") == []
 
 
 # --------------------------------------------------------------------------- ids

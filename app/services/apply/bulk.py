@@ -31,9 +31,10 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, or_, select, true, update
+from sqlalchemy import ColumnElement, Table, bindparam, or_, select, true, update
 from sqlalchemy.orm import Session
 
+from app.db import insert_many
 from app.models import (
     Base,
     ChangeLog,
@@ -709,6 +710,14 @@ def _other_counts(session: Session, pieces: dict[int, Piece], counts: dict[int, 
         return set()
     stands = sorted({pc.stand_id for pc in pieces.values()})
     since = min(op.base_seq for op in counts.values())
+    # A push's counts are one device's: its own earlier counts (already in the feed when a
+    # long outbox goes in batches) never overlap them, so they are not read at all.
+    devices = {op.device_id for op in counts.values()}
+    not_own: ColumnElement[bool] = true()
+    if len(devices) == 1 and None not in devices:
+        not_own = or_(
+            ChangeLog.origin_device_id.is_(None), ChangeLog.origin_device_id != devices.pop()
+        )
     found: list[tuple[int, str | None, str, set[str]]] = []
     for chunk in _chunks(stands):
         rows = session.execute(
@@ -716,6 +725,7 @@ def _other_counts(session: Session, pieces: dict[int, Piece], counts: dict[int, 
                 ChangeLog.op_type == "count.record",
                 ChangeLog.device_seq > since,
                 or_(ChangeLog.scope_stand_id.in_(chunk), ChangeLog.scope_stand_id.is_(None)),
+                not_own,
             )
         )
         for seq, origin, raw in rows:
@@ -773,8 +783,7 @@ _COUNTED = (
 
 def insert_rows(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
     """One INSERT of ``rows`` (all with the same keys) into ``model``'s table."""
-    if rows:
-        session.connection().execute(insert(cast(Table, model.__table__)), rows)
+    insert_many(session.connection(), cast(Table, model.__table__), rows)
 
 
 def move_stock(session: Session, deltas: Mapping[tuple[str, str], int]) -> None:

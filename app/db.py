@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -218,11 +219,11 @@ def insert_many(connection: Connection, table: Table, rows: Sequence[dict[str, A
         connection.execute(insert(table), list(rows))
         return
     sql, params = made
-    data = []
-    for row in rows:
-        values = []
-        for name, processor, default in params:
-            value = row[name] if default is None else default()
-            values.append(value if processor is None else processor(value))
-        data.append(tuple(values))
-    connection.exec_driver_sql(sql, data)
+    # Column by column: the loops over rows run in C but for the processors themselves.
+    columns: list[Iterable[Any]] = []
+    for name, processor, default in params:
+        values: Iterable[Any] = (
+            map(itemgetter(name), rows) if default is None else [default() for _ in rows]
+        )
+        columns.append(values if processor is None else map(processor, values))
+    connection.exec_driver_sql(sql, list(zip(*columns, strict=True)))

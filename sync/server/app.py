@@ -21,7 +21,7 @@ from sqlalchemy.pool import QueuePool
 
 from app import __version__
 from app import db as appdb
-from sync.protocol import API_PREFIX, MAX_PUSH_BYTES, SYNC_PREFIX, Problem
+from sync.protocol import API_PREFIX, MAX_PUSH_BYTES, SYNC_PREFIX, Problem, PushRequest
 from sync.server import auth, problems, routes_stand, routes_sync
 from sync.server.context import Server
 from sync.server.limits import DEFAULT_MAX_BODY, BodyLimit
@@ -136,6 +136,11 @@ def create_app(
             components.setdefault(
                 "Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}")
             )
+            # The push route reads its body itself (routes_sync.push_request): its schema.
+            push = PushRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, part in push.pop("$defs", {}).items():
+                components.setdefault(name, part)
+            components.setdefault("PushRequest", push)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -12,8 +12,10 @@ import json
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
+from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.orm import Session
 
 from app.errors import ValidationError
@@ -48,16 +50,50 @@ def _ops(body: p.PushRequest) -> list[sync_server.PushedOp]:
     ]
 
 
+async def push_request(request: Request) -> p.PushRequest:
+    """The push body, parsed and checked straight from its JSON text
+    (:func:`sync.protocol.from_json_text`): for 500 ops about a third of the time FastAPI's
+    way takes (``json.loads``, then the dicts validated and walked for NUL). Refusals are
+    the same 422 problems as for any other body."""
+    kind = request.headers.get("content-type")
+    if kind is not None:
+        media = kind.split(";", 1)[0].strip().lower()
+        if not (media == "application/json" or media.endswith("+json")):
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "model_attributes_type",
+                        "loc": ("body",),
+                        "msg": "Send the changes as JSON (Content-Type: application/json).",
+                        "input": None,
+                    }
+                ]
+            )
+    try:
+        return p.from_json_text(p.PushRequest, await request.body())
+    except PydanticValidationError as exc:
+        errors = exc.errors(include_url=False)
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
+
+
+#: The push body as the document shows it (the route reads it with :func:`push_request`).
+PUSH_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PushRequest"}}},
+}
+
+
 @router.post(
     "/push",
     summary="Push a batch of one device's changes",
     response_model=p.PushResponse,
     responses=problem_responses(401, 403, 409, 413, 422, 503),
+    openapi_extra={"requestBody": PUSH_BODY},
 )
 def push(
-    body: p.PushRequest,
     caller: Annotated[Caller, Depends(current_caller)],
     server: Annotated[Server, Depends(server_of)],
+    body: Annotated[p.PushRequest, Depends(push_request)],  # read after the caller is known
 ) -> p.PushResponse:
     """Apply the ops in one transaction and answer each: `applied`, `duplicate` (with the
     outcome it had the first time) or `rejected` with the reason. A batch that skips

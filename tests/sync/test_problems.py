@@ -144,6 +144,26 @@ def sale(w: World, stand: str = "North Kiosk A", **overrides: Any) -> dict[str, 
     return body
 
 
+def push(w: World, **op: Any) -> dict[str, Any]:
+    """A push body of one sale (as a device sends it)."""
+    payload = {"order": {"id": new_id(), "stand_id": w.stand["North Kiosk A"]}, "pay": "cash"}
+    return {
+        "device_id": new_id(),
+        "ops": [
+            {
+                "op_id": new_id(),
+                "device_seq": 1,
+                "op_type": "sale.record",
+                "entity_id": new_id(),
+                "payload": payload,
+                "schema_version": 2,
+                "created_at": "2026-11-24T10:00:00+00:00",
+                **op,
+            }
+        ],
+    }
+
+
 def line(**overrides: Any) -> list[dict[str, Any]]:
     return [{"product": "SKU-A", "quantity": 1, **overrides}]
 
@@ -201,6 +221,44 @@ def bad_requests(w: World) -> dict[str, Case]:
             "JSON",
         ),
         "not-an-object": ("POST", "/stand/sales-record", {"json": [1, 2]}, 422, {"body"}, ""),
+        # The push route reads its body itself (routes_sync.push_request): refused alike.
+        "push-invalid-json": (
+            "POST",
+            "/sync/push",
+            {"content": b'{"device_id": ', "headers": json_headers},
+            422,
+            {"body"},
+            "JSON",
+        ),
+        "push-empty-body": ("POST", "/sync/push", {"headers": json_headers}, 422, {"body"}, ""),
+        "push-wrong-content-type": (
+            "POST",
+            "/sync/push",
+            {"content": json.dumps(push(w)).encode(), "headers": {"content-type": "text/plain"}},
+            422,
+            {"body"},
+            "application/json",
+        ),
+        "push-nul-in-the-text": (
+            "POST",
+            "/sync/push",
+            {
+                "content": json.dumps(push(w)).replace("cash", "ca\\u0000sh").encode(),
+                "headers": json_headers,
+            },
+            422,
+            {"body"},
+            "NUL",
+        ),
+        "push-no-ops": ("POST", "/sync/push", {"json": {**push(w), "ops": []}}, 422, {"ops"}, ""),
+        "push-bad-op": (
+            "POST",
+            "/sync/push",
+            {"json": push(w, device_seq=0)},
+            422,
+            {"ops.0.device_seq"},
+            "",
+        ),
         "wrong-content-type": (
             "POST",
             "/stand/sales-record",
@@ -786,6 +844,12 @@ def test_auth_endpoints_need_a_token(shared: Live) -> None:
             c.get("/api/v1/auth/me"),
             c.post("/api/v1/auth/devices", json={"name": "Tablet"}),
             c.get("/api/v1/auth/me", headers={"Authorization": "Bearer spt_nope"}),
+            # The caller is known before a push's body is read.
+            c.post(
+                "/api/v1/sync/push",
+                content=b'{"ops": [',
+                headers={"Content-Type": "application/json"},
+            ),
         ):
             assert_problem(r, 401, "authentication_failed")
             assert r.headers["www-authenticate"].lower().startswith("bearer")

@@ -12,7 +12,7 @@ import pytest
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
-from sync.protocol import Model, Nested, PushRequest
+from sync.protocol import Model, Nested, PushRequest, from_json_text
 from sync.server.app import create_app
 
 DEVICE = "0190a1c2-7e4b-7c3d-9a1b-2c3d4e5f6a70"
@@ -62,6 +62,21 @@ def test_a_request_parsed_from_json_text_is_checked_the_same() -> None:
     assert "\\u0000" in body
     with pytest.raises(ValidationError, match="NUL"):
         PushRequest.model_validate_json(body)
+
+
+def test_a_push_read_from_its_text_is_checked_the_same() -> None:
+    """from_json_text (the push route's reader) reads the text for the NUL escape instead
+    of walking the values: a NUL anywhere is refused, text that reads like it is kept."""
+    body = json.dumps(_push({"n": "x", "deep": [{"k": "v"}]}))
+    assert from_json_text(PushRequest, body.encode()).ops[0].payload["n"] == "x"
+    for nul in ('"x"', '"v"', '"k"', '"rep.anna"'):
+        bad = body.replace(nul, nul[:-1] + '\\u0000"')
+        with pytest.raises(ValidationError, match="NUL"):
+            from_json_text(PushRequest, bad.encode())
+    note = "typed \\u0000 by hand"
+    typed = json.dumps(_push({"note": note}))
+    assert "\\\\u0000" in typed
+    assert from_json_text(PushRequest, typed.encode()).ops[0].payload["note"] == note
 
 
 def _api_routes(routes: typing.Iterable[Any]) -> typing.Iterator[APIRoute]:

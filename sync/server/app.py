@@ -9,6 +9,7 @@ once do not race).
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -100,6 +101,12 @@ def create_app(
         # turns and a write (holding SQLite's one write slot) is slowed by every read. A few
         # threads per worker keep the CPU as busy with far shorter queues behind writes.
         anyio.to_thread.current_default_thread_limiter().total_tokens = worker_threads
+        # What exists now (modules, schemas, the app) lives as long as the process: keep it
+        # out of the garbage collector's full sweeps, which otherwise walk all of it every
+        # few pushes (about 60 ms each; in-process, 500-op pushes went from 4,000 to 4,600
+        # ops/s). Requests' own objects are collected as before.
+        gc.collect()
+        gc.freeze()
         yield
 
     app = FastAPI(

@@ -3,6 +3,8 @@ SQLite server's connections take its settings."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import uuid
 from pathlib import Path
 
@@ -110,3 +112,21 @@ def test_a_sqlite_server_checkpoints_its_log_less_often(tmp_path: Path) -> None:
         assert server_app.CHECKPOINT_PAGES > 1000  # SQLite's default
     finally:
         engine.dispose()
+
+
+def test_a_server_keeps_its_start_up_objects_out_of_garbage_sweeps(tmp_path: Path) -> None:
+    """Once started, the server's process has frozen what it made at start-up (gc.freeze):
+    full collections then walk only what requests make."""
+    app = create_app(f"sqlite:///{tmp_path / 'server.db'}")
+
+    async def frozen_while_serving() -> int:
+        async with app.router.lifespan_context(app):
+            return gc.get_freeze_count()
+
+    gc.unfreeze()
+    try:
+        assert gc.get_freeze_count() == 0
+        assert asyncio.run(frozen_while_serving()) > 1000
+    finally:
+        gc.unfreeze()
+        app.state.server.engine.dispose()

@@ -21,9 +21,9 @@ against the real server on 127.0.0.1 (issue 7's figures).
    through the real services, one transaction each, over ``--offline-days`` simulated days
    across the rep's stands (80 % sales, 8 % write-offs, 7 % counts, 5 % refill requests:
    tests/sync/procs.py ``record_offline_days``). That generation is timed on its own. Then
-   ``SyncClient.push()``: the wall time of the push alone gives ops/s; per batch the time
-   to read it from the outbox, the HTTP round trip (the server's apply included) and
-   storing the answers.
+   ``SyncClient.push()``: the wall time of the push alone gives ops/s; per batch the HTTP
+   round trip (the server's apply included) and the client's time between requests (its
+   worker thread stores the answers and reads the next batch beside each request).
 3. **Pull**: device B, copied with A (before the ops), pulls them: ``SyncClient.pull()``,
    every page applied with its cursor in one transaction. rows/s counts the rows the pull
    added to B's synced tables (an op writes several: a sale its order, items, movements
@@ -168,6 +168,29 @@ class Probe:
                 out.append((t_first - prev, t_middle - t_first, t - t_middle))
                 prev, t_first, t_middle = t, None, None
         return out
+
+    def requests(
+        self, start: float, sent: str, answered: str, done: str
+    ) -> tuple[list[float], list[float], float]:
+        """A pipelined push: each request's seconds (``sent`` to ``answered``), the client's
+        seconds before each request (from the previous ``answered``, or ``start``: waiting
+        for its worker thread), and the tail from the last ``answered`` to the last
+        ``done``."""
+        took: list[float] = []
+        gaps: list[float] = []
+        prev = start
+        t_sent: float | None = None
+        last_done = start
+        for point, t in self.marks:
+            if point == sent:
+                gaps.append(t - prev)
+                t_sent = t
+            elif point == answered and t_sent is not None:
+                took.append(t - t_sent)
+                prev, t_sent = t, None
+            elif point == done:
+                last_done = t
+        return took, gaps, max(0.0, last_done - prev)
 
 
 @dataclass
@@ -361,8 +384,7 @@ def push_and_pull(b: Bench, seed: int) -> tuple[Device, Device]:
         t0 = time.perf_counter()
         pushed, rejected = client.push()
         took = time.perf_counter() - t0
-    batches = probe.spans(t0, "before_push", "after_push_reply", "after_store")
-    whole = [sum(x) for x in batches]
+    requests, gaps, tail = probe.requests(t0, "before_push", "after_push_reply", "after_store")
     rate = pushed / took if took else 0.0
     b.figure(
         f"push        {pushed:,} ops in {took:.2f} s = {rate:,.0f} ops/s "
@@ -370,12 +392,12 @@ def push_and_pull(b: Bench, seed: int) -> tuple[Device, Device]:
         f"{pushed / cpu.busy():,.0f} ops per CPU-second of client, server and database"
     )
     print(
-        f"            {len(batches)} batches of <= {args.push_batch}: p50 {_ms(_pct(whole, 0.5))}"
-        f", p95 {_ms(_pct(whole, 0.95))}; per batch median: read outbox "
-        f"{_ms(_med(x[0] for x in batches))}, HTTP + server apply "
-        f"{_ms(_med(x[1] for x in batches))}, store answers "
-        f"{_ms(_med(x[2] for x in batches))}; first batch {_ms(whole[0] if whole else 0.0)}, "
-        f"last {_ms(whole[-1] if whole else 0.0)}",
+        f"            {len(requests)} batches of <= {args.push_batch}: request (HTTP + server "
+        f"apply) p50 {_ms(_pct(requests, 0.5))}, p95 {_ms(_pct(requests, 0.95))}, first "
+        f"{_ms(requests[0] if requests else 0.0)}; client between requests median "
+        f"{_ms(_med(gaps[1:] or [0.0]))} (first batch read {_ms(gaps[0] if gaps else 0.0)}; "
+        f"the answers are stored and the next batch read beside each request); last answers "
+        f"stored {_ms(tail)} after the last reply",
     )
     print(f"            {cpu.line()}", flush=True)
     if pushed != work.total or rejected:

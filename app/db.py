@@ -29,6 +29,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, Table, create_engine, event, insert, select, text
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -162,63 +163,74 @@ def open_db(url: str, *, migrate: bool = True, device_name: str = "") -> Session
 
 # --------------------------------------------------------------------------- bulk inserts
 
-#: How to make each parameter of an INSERT, in order: the column's key, its type's bind
-#: processor and, for a column the rows leave out, its Python-side default.
+#: How to make each parameter of a bulk insert, in order: the column's key, its type's
+#: bind processor and, for a column the rows leave out, its Python-side default.
 _Param = tuple[str, Callable[[Any], Any] | None, Callable[[], Any] | None]
-#: By (dialect name, table, the rows' keys): the INSERT text and its parameters, or None.
+#: By (dialect name, table, the rows' keys): the statement and its parameters, or None.
 _DRIVER_INSERTS: dict[tuple[str, Table, tuple[str, ...]], tuple[str, list[_Param]] | None] = {}
 
 
 def _driver_insert(
     dialect: Dialect, table: Table, keys: tuple[str, ...]
 ) -> tuple[str, list[_Param]] | None:
-    """The INSERT text for ``keys`` in the driver's positional style, and how to make each
-    parameter; None where a missing column's default is not a plain value or function."""
+    """The statement for rows with ``keys`` (SQLite: an INSERT with positional
+    placeholders; PostgreSQL: a COPY), over those keys and the columns they leave out that
+    have a Python-side default, and how to make each parameter. None where such a default
+    is not a plain value or function (SQL, a sequence) or a key is not a column."""
     cache_key = (dialect.name, table, keys)
     if cache_key in _DRIVER_INSERTS:
         return _DRIVER_INSERTS[cache_key]
-    compiled = insert(table).compile(dialect=dialect, column_keys=list(keys))
-    made: tuple[str, list[_Param]] | None = None
-    names = compiled.positiontup
-    if names is not None:
-        params: list[_Param] = []
-        for name in names:
-            column = table.c[name]
-            processor = column.type._cached_bind_processor(dialect)
-            default = column.default
-            if name in keys:
-                params.append((name, processor, None))
-            elif default is not None and (default.is_scalar or default.is_callable):
-                arg = default.arg  # type: ignore[attr-defined]
-                # SQLAlchemy wraps a default function to take an execution context.
-                make = (lambda a=arg: a(None)) if default.is_callable else (lambda a=arg: a)
-                params.append((name, processor, make))
-            else:
-                break
+    params: list[_Param] = []
+    makeable = set(keys) <= set(table.c.keys())
+    for column in table.columns:
+        default = column.default
+        processor = column.type._cached_bind_processor(dialect)
+        if column.key in keys:
+            params.append((column.key, processor, None))
+        elif default is None:
+            continue  # NULL, or the database's own default
+        elif default.is_scalar or default.is_callable:
+            arg = default.arg  # type: ignore[attr-defined]
+            # SQLAlchemy wraps a default function to take an execution context.
+            make = (lambda a=arg: a(None)) if default.is_callable else (lambda a=arg: a)
+            params.append((column.key, processor, make))
         else:
-            made = (compiled.string, params)
+            makeable = False
+            break
+    made: tuple[str, list[_Param]] | None = None
+    if makeable:
+        quote = dialect.identifier_preparer
+        names = ", ".join(quote.format_column(table.c[key]) for key, _, _ in params)
+        into = f"{quote.format_table(table)} ({names})"
+        if dialect.name == "postgresql":
+            made = (f"COPY {into} FROM STDIN", params)
+        else:
+            made = (f"INSERT INTO {into} VALUES ({', '.join('?' * len(params))})", params)
     _DRIVER_INSERTS[cache_key] = made
     return made
 
 
 def insert_many(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """One INSERT of ``rows`` (dicts with the same keys) into ``table``.
+    """Insert ``rows`` (dicts with the same keys) into ``table`` in one go.
 
-    On SQLite the rows go to the driver's ``executemany`` as tuples, each value through its
-    column type's bind processor, as SQLAlchemy does. SQLAlchemy's own path first builds
-    every row's full parameter dict in Python, which was about a tenth of a 500-op push's
-    server time (bench/bench_sync.py; docs/sync-design.md). Elsewhere (on PostgreSQL it
-    batches the rows into multi-row VALUES), and for a default this cannot make, the rows
-    take SQLAlchemy's path."""
+    Each value goes through its column type's bind processor and left-out columns get
+    their Python-side defaults, as with SQLAlchemy's ``insert``; but the rows go straight
+    to the driver: on SQLite as tuples to ``executemany``, on PostgreSQL through
+    ``COPY ... FROM STDIN``. SQLAlchemy's own path builds every row's parameter dict in
+    Python first, and on PostgreSQL plans multi-row VALUES statements; for 20,000 pushed
+    ops (bench/bench_sync.py) that took SQLite from about 2,900 to 3,300 ops/s and
+    PostgreSQL from 2,600 to 3,300 (docs/sync-design.md). A default this cannot make, and
+    other databases, take SQLAlchemy's path."""
     if not rows:
         return
+    dialect = connection.dialect
     made = None
-    if connection.dialect.name == "sqlite":
-        made = _driver_insert(connection.dialect, table, tuple(rows[0]))
+    if dialect.name in ("sqlite", "postgresql"):
+        made = _driver_insert(dialect, table, tuple(rows[0]))
     if made is None:
         connection.execute(insert(table), list(rows))
         return
-    sql, params = made
+    statement, params = made
     # Column by column: the loops over rows run in C but for the processors themselves.
     columns: list[Iterable[Any]] = []
     for name, processor, default in params:
@@ -226,4 +238,21 @@ def insert_many(connection: Connection, table: Table, rows: Sequence[dict[str, A
             map(itemgetter(name), rows) if default is None else [default() for _ in rows]
         )
         columns.append(values if processor is None else map(processor, values))
-    connection.exec_driver_sql(sql, list(zip(*columns, strict=True)))
+    if dialect.name == "postgresql":
+        _copy(connection, statement, zip(*columns, strict=True))
+    else:
+        connection.exec_driver_sql(statement, list(zip(*columns, strict=True)))
+
+
+def _copy(connection: Connection, statement: str, rows: Iterable[tuple[Any, ...]]) -> None:
+    """``COPY ... FROM STDIN`` of ``rows`` through the driver (psycopg) in the connection's
+    transaction; a driver error is raised as SQLAlchemy raises it (an ``IntegrityError``
+    for a unique violation, which the server's writes retry)."""
+    dbapi = connection.dialect.loaded_dbapi
+    driver: Any = connection.connection.driver_connection
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+    except dbapi.Error as error:
+        raise DBAPIError.instance(statement, None, error, dbapi.Error) from error

@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.exc import IntegrityError
 
-from app.db import SessionFactory, current_revision, head_revision, open_db
-from app.models import Base, ChangeLog, InventoryMovement, Product, StandOrder
+from app.db import (
+    SessionFactory,
+    create_db_engine,
+    current_revision,
+    head_revision,
+    insert_many,
+    open_db,
+)
+from app.ids import is_valid_id
+from app.models import Base, ChangeLog, InventoryMovement, Product, RefillStatus, StandOrder
 from app.reference import seed_reference_data
 from app.services import inventory, refills, sales
+from tests.app.test_types_and_db import ROWS, ROWS_META
 from tests.conftest import MANAGER, REP, make_stand
 
 
@@ -81,3 +91,47 @@ def test_services_run_on_postgres(pg_factory: SessionFactory) -> None:
     assert moved == delivered_qty - 3
     assert seqs == list(range(1, len(seqs) + 1))
     assert cost == Decimal("1.3333")
+
+
+def test_insert_many_copies_what_sqlalchemy_inserts(pg_server_url: str) -> None:
+    """On PostgreSQL insert_many goes through COPY: the stored rows are those SQLAlchemy's
+    insert stores (types converted, Python-side defaults filled), and a unique violation
+    is raised as SQLAlchemy raises it (the server's writes retry on its SQLSTATE)."""
+    engine = create_db_engine(pg_server_url)
+    rows = [
+        {
+            "id": f"{n:036d}",
+            "money": Decimal("12.3456") * n,
+            "at": datetime(2026, 11, 24, 9, n, tzinfo=timezone(timedelta(hours=n % 3))),
+            "kind": list(RefillStatus)[n % len(RefillStatus)],
+            "note": None if n % 2 else f"note {n}, with a tab\tand a \\ backslash",
+            "n": n,
+        }
+        for n in range(1, 8)
+    ]
+    defaulted = [{"money": r["money"], "kind": r["kind"], "n": r["n"] + 10} for r in rows]
+    try:
+        stored = []
+        for write in (
+            lambda conn, rs: conn.execute(insert(ROWS), rs),
+            lambda conn, rs: insert_many(conn, ROWS, rs),
+        ):
+            ROWS_META.drop_all(engine)
+            ROWS_META.create_all(engine)
+            with engine.begin() as conn:
+                write(conn, rows)
+                write(conn, defaulted)
+            with engine.connect() as conn:
+                got = [tuple(r) for r in conn.execute(select(ROWS).order_by(ROWS.c.n))]
+            assert all(is_valid_id(r[0]) for r in got[7:])
+            stored.append([r[1:] if r[5] > 10 else r for r in got])
+        assert len(stored[0]) == 14
+        assert stored[0] == stored[1]
+        with pytest.raises(IntegrityError) as raised, engine.begin() as conn:
+            insert_many(conn, ROWS, rows[:1])
+        assert getattr(raised.value.orig, "sqlstate", None) == "23505"
+        with engine.connect() as conn:
+            assert conn.scalar(select(func.count()).select_from(ROWS)) == 14
+    finally:
+        ROWS_META.drop_all(engine)
+        engine.dispose()

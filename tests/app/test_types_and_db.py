@@ -311,7 +311,7 @@ ROWS = Table(
         "kind",
         Enum(RefillStatus, native_enum=False, values_callable=lambda e: [m.value for m in e]),
     ),
-    Column("note", String(20), default="none"),
+    Column("note", String(60), default="none"),
     Column("n", Integer, nullable=True),
 )
 #: A default that is SQL, not a value: insert_many leaves such rows to SQLAlchemy.

@@ -718,8 +718,10 @@ def client_lives(run: Run, device: Device, net: Network) -> None:
         # run.rng, so one shared stream would make the seed's draws depend on timing.
         commit_rng = random.Random(rng.getrandbits(64))
 
-        def die_in_commit(session: Session, rate: float = commit_kill_rate) -> None:
-            if commit_rng.random() < rate:
+        def die_in_commit(
+            session: Session, rate: float = commit_kill_rate, draws: random.Random = commit_rng
+        ) -> None:
+            if draws.random() < rate:
                 raise Killed(f"in_commit:{_client_step()}")
 
         push_batch, page_size = rng.choice([1, 2, 3, 500]), rng.choice([1, 2, 5, 1000])

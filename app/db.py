@@ -27,7 +27,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, Table, create_engine, event, insert, select, text
+from sqlalchemy import ColumnDefault, Engine, Table, create_engine, event, insert, select, text
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -189,8 +189,8 @@ def _driver_insert(
             params.append((column.key, processor, None))
         elif default is None:
             continue  # NULL, or the database's own default
-        elif default.is_scalar or default.is_callable:
-            arg = default.arg  # type: ignore[attr-defined]
+        elif isinstance(default, ColumnDefault) and (default.is_scalar or default.is_callable):
+            arg = default.arg
             # SQLAlchemy wraps a default function to take an execution context.
             make = (lambda a=arg: a(None)) if default.is_callable else (lambda a=arg: a)
             params.append((column.key, processor, make))

@@ -28,6 +28,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, InvalidRequestError, OperationalError, StatementError
 from sqlalchemy.orm import Session
 
@@ -35,6 +36,7 @@ from app import rules
 from app.db import (
     BUSY_TIMEOUT_MS,
     SessionFactory,
+    _driver_insert,
     create_db_engine,
     current_revision,
     head_revision,
@@ -768,3 +770,14 @@ def test_open_db_is_idempotent(db_url: str, factory: SessionFactory) -> None:
             assert [d.id for d in s.scalars(select(LocalDevice))] == [first_id]
     finally:
         again.kw["bind"].dispose()
+
+
+def test_insert_many_takes_the_driver_path_where_it_can() -> None:
+    """Value and function defaults are made in Python (the driver path); a SQL default or
+    a key that is not a column leaves the rows to SQLAlchemy."""
+    for dialect in (sqlite.dialect(), postgresql.dialect()):
+        made = _driver_insert(dialect, ROWS, ("money", "kind", "n"))
+        assert made is not None
+        assert [name for name, _, _ in made[1]] == ["id", "money", "at", "kind", "note", "n"]
+        assert _driver_insert(dialect, CLOCKED, ("id",)) is None
+        assert _driver_insert(dialect, ROWS, ("money", "nope")) is None

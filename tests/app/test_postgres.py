@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -21,10 +21,10 @@ from app.db import (
     open_db,
 )
 from app.ids import is_valid_id
-from app.models import Base, ChangeLog, InventoryMovement, Product, RefillStatus, StandOrder
+from app.models import Base, ChangeLog, InventoryMovement, Product, StandOrder
 from app.reference import seed_reference_data
 from app.services import inventory, refills, sales
-from tests.app.test_types_and_db import ROWS, ROWS_META
+from tests.app.test_types_and_db import ROWS, ROWS_META, sample_rows
 from tests.conftest import MANAGER, REP, make_stand
 
 
@@ -98,17 +98,7 @@ def test_insert_many_copies_what_sqlalchemy_inserts(pg_server_url: str) -> None:
     insert stores (types converted, Python-side defaults filled), and a unique violation
     is raised as SQLAlchemy raises it (the server's writes retry on its SQLSTATE)."""
     engine = create_db_engine(pg_server_url)
-    rows = [
-        {
-            "id": f"{n:036d}",
-            "money": Decimal("12.3456") * n,
-            "at": datetime(2026, 11, 24, 9, n, tzinfo=timezone(timedelta(hours=n % 3))),
-            "kind": list(RefillStatus)[n % len(RefillStatus)],
-            "note": None if n % 2 else f"note {n}, with a tab\tand a \\ backslash",
-            "n": n,
-        }
-        for n in range(1, 8)
-    ]
+    rows = sample_rows()
     defaulted = [{"money": r["money"], "kind": r["kind"], "n": r["n"] + 10} for r in rows]
     try:
         stored = []

@@ -330,21 +330,27 @@ def _raw(engine: Engine, table: str) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in conn.exec_driver_sql(f"SELECT * FROM {table} ORDER BY 1")]
 
 
-@pytest.mark.parametrize("with_defaults", [False, True])
-def test_insert_many_stores_what_sqlalchemy_stores(tmp_path: Path, with_defaults: bool) -> None:
-    """The driver path of insert_many writes exactly the values SQLAlchemy's insert writes:
-    every type's conversion, and the Python-side defaults of the columns left out."""
-    rows: list[dict[str, Any]] = [
+def sample_rows() -> list[dict[str, Any]]:
+    """Seven rows of ROWS: money, times in three zones, every kind, text with a tab and a
+    backslash, and NULLs."""
+    return [
         {
             "id": f"{n:036d}",
             "money": Decimal("12.3456") * n,
             "at": datetime(2026, 11, 24, 9, n, tzinfo=timezone(timedelta(hours=n % 3))),
             "kind": list(RefillStatus)[n % len(RefillStatus)],
-            "note": None if n % 2 else f"note {n}",
+            "note": None if n % 2 else f"note {n}, with a tab\tand a \\ backslash",
             "n": n,
         }
         for n in range(1, 8)
     ]
+
+
+@pytest.mark.parametrize("with_defaults", [False, True])
+def test_insert_many_stores_what_sqlalchemy_stores(tmp_path: Path, with_defaults: bool) -> None:
+    """The driver path of insert_many writes exactly the values SQLAlchemy's insert writes:
+    every type's conversion, and the Python-side defaults of the columns left out."""
+    rows = sample_rows()
     if with_defaults:
         rows = [{"money": r["money"], "kind": r["kind"], "n": r["n"]} for r in rows]
     stores = []

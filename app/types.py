@@ -100,14 +100,21 @@ class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime(timezone=True)
     cache_ok = True
 
+    @staticmethod
+    def _utc(value: Any) -> datetime:
+        """``value`` as an aware UTC datetime; a naive time or a non-datetime is refused."""
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}")
+        if value.tzinfo is UTC:
+            return value
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; times are stored as aware UTC")
+        return value.astimezone(UTC)
+
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
-        if not isinstance(value, datetime):
-            raise TypeError(f"expected a datetime, got {type(value).__name__}")
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given; times are stored as aware UTC")
-        utc = value.astimezone(UTC)
+        utc = self._utc(value)
         if dialect.name == "sqlite":
             return utc.replace(tzinfo=None)
         return utc
@@ -118,19 +125,13 @@ class UTCDateTime(TypeDecorator[datetime]):
     def bind_processor(self, dialect: Dialect) -> Any:
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)
+        utc = self._utc
 
         def process(value: Any) -> str | None:
             if value is None:
                 return None
-            if not isinstance(value, datetime):
-                raise TypeError(f"expected a datetime, got {type(value).__name__}")
-            moment: datetime = value
-            if moment.tzinfo is not UTC:
-                if moment.tzinfo is None:
-                    raise ValueError("naive datetime given; times are stored as aware UTC")
-                moment = moment.astimezone(UTC)
             # Years have four digits, so the UTC offset ("+00:00") starts at 26.
-            return moment.isoformat(" ", "microseconds")[:26]
+            return utc(value).isoformat(" ", "microseconds")[:26]
 
         return process
 

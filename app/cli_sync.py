@@ -3,16 +3,24 @@ sync status, linking the device to a server, and exporting unsent changes.
 
 Exit status: 0 when the round completed and nothing is left to send; 2 when work is left
 (the server could not be reached or refused, or some changes were rejected: ``--status``
-lists them). The output says how a round that stopped ended (offline, server busy, refused,
-...), and ``--json`` gives it as ``round.state``.
+lists them); 130 when Ctrl+C cancelled the round. The output says how a round that stopped
+ended (offline, server busy, refused, ...), and ``--json`` gives it as ``round.state``.
+
+Ctrl+C during a round cancels it at its next step: the batch on the wire is answered and
+stored first, so what was sent and received is kept and the next round carries on. A second
+Ctrl+C stops at once (still never inside a local transaction; an op whose answer was not
+stored is sent again and answered as a duplicate).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import os
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,7 +77,33 @@ def _store(ctx: Context) -> Any:
     return CredentialStore(ctx.folder or data_dir())
 
 
+@contextlib.contextmanager
+def interrupt_cancels(cancel: Callable[[], None], say: Callable[[str], None]) -> Iterator[None]:
+    """While inside, the first Ctrl+C (SIGINT) calls ``cancel`` and ``say``s so; a second one
+    raises :class:`KeyboardInterrupt` as usual. Outside the main thread, where signals cannot
+    be handled, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def first(_signum: int, _frame: object) -> None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        cancel()
+        # Said from a signal handler: should the main thread be writing to the same stream
+        # at that instant, the buffered writer refuses a re-entrant call; the cancel stands.
+        with contextlib.suppress(RuntimeError):
+            say("Stopping after the current step; press Ctrl+C again to stop at once.")
+
+    signal.signal(signal.SIGINT, first)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def cmd_sync(ctx: Context, args: argparse.Namespace) -> int:
+    from app.cli import EXIT_INTERRUPTED
     from sync import client
 
     factory = ctx.backend.factory
@@ -116,7 +150,13 @@ def cmd_sync(ctx: Context, args: argparse.Namespace) -> int:
         if not ctx.json and stage == "pull" and total:
             print(f"  pulled up to {done} of {total}", file=ctx.stderr)
 
-    with client.SyncClient(factory, url, credentials=creds, on_progress=progress) as c:
+    def say(text: str) -> None:
+        print(text, file=ctx.stderr, flush=True)
+
+    with (
+        client.SyncClient(factory, url, credentials=creds, on_progress=progress) as c,
+        interrupt_cancels(c.cancel, say),
+    ):
         result = c.round(push=not args.pull_only, pull=not args.push_only)
     with factory() as s, s.begin():
         st = sync_device.status(s)
@@ -136,6 +176,8 @@ def cmd_sync(ctx: Context, args: argparse.Namespace) -> int:
                 )
         if st.unsent or st.rejected:
             ctx.out(f"Left: {st.unsent} unsent, {st.rejected} rejected ('standctl sync --status').")
+    if result.state == "cancelled":
+        return EXIT_INTERRUPTED
     return 0 if result.complete and st.unsent == 0 and st.rejected == 0 else WORK_LEFT
 
 

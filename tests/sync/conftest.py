@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,11 +48,19 @@ class Live:
 
 
 @contextmanager
-def serve(database_url: str, **app_kwargs: object) -> Iterator[str]:
-    """Run the server on a free loopback port in a thread; yield its base URL."""
+def serve(
+    database_url: str, *, wrap: Callable[[Any], Any] | None = None, **app_kwargs: object
+) -> Iterator[str]:
+    """Run the server on a free loopback port in a thread; yield its base URL. ``wrap``, if
+    given, wraps the ASGI app (a test's look at the requests as they arrive)."""
     app = create_app(database_url, **app_kwargs)
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", access_log=False
+        app if wrap is None else wrap(app),
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="off",
+        access_log=False,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="test-server", daemon=True)

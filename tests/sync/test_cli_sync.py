@@ -4,11 +4,16 @@ never the password), then rounds, status and export."""
 from __future__ import annotations
 
 import json
+import shutil
+import signal
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from app.cli_sync import interrupt_cancels
 from app.db import open_db
 from app.models import Role, StandInventory, StandOrder
 from app.paths import DB_FILENAME
@@ -16,7 +21,7 @@ from app.services import sales, users
 from app.services.base import Actor
 from sync.credentials import CredentialStore
 from tests.conftest import Cli
-from tests.sync.conftest import Live
+from tests.sync.conftest import Live, serve
 from tests.sync.devices import make_device
 from tests.sync.world import PASSWORD
 
@@ -81,3 +86,96 @@ def test_link_sync_status_and_export(
     assert r.code == 0, r.err
     r = run("sync")
     assert r.code == 0, r.out + r.err
+
+
+# ------------------------------------------------------------------------------ Ctrl+C
+
+
+def _interrupt_on_push(app: Any) -> Any:
+    """The server as it is, except that its first push request presses Ctrl+C: SIGINT is
+    raised in the server's thread while the command waits for the answer, and Python runs
+    the command's handler in the main thread as soon as that answer is back."""
+    pressed = threading.Event()
+
+    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        push = scope["type"] == "http" and scope["path"].endswith("/sync/push")
+        if push and not pressed.is_set():
+            pressed.set()
+            signal.raise_signal(signal.SIGINT)
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+def test_ctrl_c_cancels_the_round_after_the_batch_on_the_wire(
+    world_template: tuple[Path, Any],
+    run: Cli,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path, world = world_template
+    db = tmp_path / "server.db"
+    shutil.copyfile(path, db)
+    server = open_db(f"sqlite:///{db}", migrate=False)
+    before = signal.getsignal(signal.SIGINT)
+    with serve(f"sqlite:///{db}", wrap=_interrupt_on_push) as url:
+        make_device(server, url, tmp_path, DB_FILENAME.removesuffix(".db"), ANNA, "").close()
+        monkeypatch.setenv("STAND_OS_PASSWORD", PASSWORD)
+        assert run("sync", "--link", "--server", url, "--user", "rep.anna").code == 0
+        factory = open_db(f"sqlite:///{tmp_path / DB_FILENAME}", migrate=False)
+        kiosk = world.stand["North Kiosk A"]
+        with factory() as s:
+            with s.begin():
+                sku = s.scalars(
+                    select(StandInventory.product_id).where(StandInventory.stand_id == kiosk)
+                ).first()
+            assert sku is not None
+            order = sales.record_sale(s, ANNA, kiosk, [sales.SaleLine(sku, 1)], "cash").order_id
+        factory.kw["bind"].dispose()
+
+        r = run("sync")
+        # The push was answered and its answer kept; the round stopped before the pull.
+        assert r.code == 130, r.out + r.err
+        assert "Stopping after the current step; press Ctrl+C again" in r.err
+        assert "Sent 1 change(s) (0 rejected), received 0." in r.out
+        assert "Cancelled: Sync was cancelled" in r.out
+        assert "Left:" not in r.out
+        assert signal.getsignal(signal.SIGINT) is before  # the handler is put back
+        with server() as s, s.begin():
+            assert s.get(StandOrder, order) is not None
+        assert run("sync", "--status").out.splitlines()[0] == "0 unsent"
+        # The next round completes; the press was only once.
+        r = run("sync", "--json")
+        assert r.json()["round"]["state"] == "ok"
+        assert r.json()["round"]["pushed"] == 0
+    server.kw["bind"].dispose()
+
+
+def test_a_second_ctrl_c_stops_at_once() -> None:
+    cancelled: list[str] = []
+    said: list[str] = []
+    before = signal.getsignal(signal.SIGINT)
+    with interrupt_cancels(lambda: cancelled.append("cancel"), said.append):
+        signal.raise_signal(signal.SIGINT)
+        assert (cancelled, len(said)) == (["cancel"], 1)
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+    assert cancelled == ["cancel"]
+    assert signal.getsignal(signal.SIGINT) is before
+    # Outside, Ctrl+C is as before.
+    with pytest.raises(KeyboardInterrupt):
+        signal.raise_signal(signal.SIGINT)
+
+
+def test_ctrl_c_is_left_alone_outside_the_main_thread() -> None:
+    before = signal.getsignal(signal.SIGINT)
+    seen: list[object] = []
+
+    def body() -> None:
+        with interrupt_cancels(lambda: None, lambda _text: None):
+            seen.append(signal.getsignal(signal.SIGINT))
+
+    t = threading.Thread(target=body)
+    t.start()
+    t.join()
+    assert seen == [before]

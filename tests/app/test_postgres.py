@@ -20,10 +20,11 @@ from app.db import (
     insert_many,
     open_db,
 )
-from app.ids import is_valid_id
+from app.ids import is_valid_id, new_id
 from app.models import Base, ChangeLog, InventoryMovement, Product, StandOrder
 from app.reference import seed_reference_data
 from app.services import inventory, refills, sales
+from app.services.apply import bulk
 from tests.app.test_types_and_db import ROWS, ROWS_META, sample_rows
 from tests.conftest import MANAGER, REP, make_stand
 
@@ -125,3 +126,27 @@ def test_insert_many_copies_what_sqlalchemy_inserts(pg_server_url: str) -> None:
     finally:
         ROWS_META.drop_all(engine)
         engine.dispose()
+
+
+def test_existing_finds_held_ids_among_many(pg_factory: SessionFactory) -> None:
+    """The bulk apply's id check (one array parameter on PostgreSQL, IN lists of 900 on
+    SQLite): exactly the held ids, among more unknown ones than one IN list holds."""
+    held = []
+    with pg_factory() as s, s.begin():
+        for i in range(5):
+            product = Product(
+                sku=f"EX-{i}",
+                name=f"E{i}",
+                category="a",
+                list_price=Decimal("1.00"),
+                unit_cost=Decimal("0.50"),
+                pack_size=1,
+            )
+            s.add(product)
+            s.flush()
+            held.append(product.id)
+    unknown = [new_id() for _ in range(2000)]
+    with pg_factory() as s, s.begin():
+        assert bulk.existing(s, Product, [*unknown, *held, held[0]]) == set(held)
+        assert bulk.existing(s, Product, unknown) == set()
+        assert bulk.existing(s, Product, []) == set()

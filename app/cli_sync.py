@@ -82,10 +82,11 @@ def interrupt_cancels(cancel: Callable[[], None], say: Callable[[str], None]) ->
     """While inside, the first Ctrl+C (SIGINT) calls ``cancel`` and ``say``s so; a second one
     raises :class:`KeyboardInterrupt` as usual. Outside the main thread, where signals cannot
     be handled, nothing changes."""
-    if threading.current_thread() is not threading.main_thread():
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous is None:
+        # (None: a handler not installed from Python, which could not be put back.)
         yield
         return
-    previous = signal.getsignal(signal.SIGINT)
 
     def first(_signum: int, _frame: object) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -28,6 +28,23 @@ from tests.sync.world import PASSWORD
 ANNA = Actor("rep.anna", Role.REP)
 
 
+def _sell_offline(folder: Path, stand: str, quantity: int) -> str:
+    """Record a sale of ``quantity`` of the stand's first product on the device database in
+    ``folder`` (no server involved); its order id."""
+    factory = open_db(f"sqlite:///{folder / DB_FILENAME}", migrate=False)
+    try:
+        with factory() as s:
+            with s.begin():
+                sku = s.scalars(
+                    select(StandInventory.product_id).where(StandInventory.stand_id == stand)
+                ).first()
+            assert sku is not None
+            line = sales.SaleLine(sku, quantity)
+            return sales.record_sale(s, ANNA, stand, [line], "cash").order_id
+    finally:
+        factory.kw["bind"].dispose()
+
+
 def test_link_sync_status_and_export(
     live: Live, run: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -44,16 +61,7 @@ def test_link_sync_status_and_export(
     stored = "".join(p.read_text() for p in tmp_path.glob("*credentials*"))
     assert PASSWORD not in stored
     # Work offline, then one round.
-    factory = open_db(f"sqlite:///{tmp_path / DB_FILENAME}", migrate=False)
-    kiosk = live.world.stand["North Kiosk A"]
-    with factory() as s:
-        with s.begin():
-            sku = s.scalars(
-                select(StandInventory.product_id).where(StandInventory.stand_id == kiosk)
-            ).first()
-        assert sku is not None
-        order = sales.record_sale(s, ANNA, kiosk, [sales.SaleLine(sku, 2)], "cash").order_id
-    factory.kw["bind"].dispose()
+    order = _sell_offline(tmp_path, live.world.stand["North Kiosk A"], 2)
     r = run("sync", "--status")
     assert r.code == 2
     assert "1 unsent" in r.out
@@ -122,16 +130,7 @@ def test_ctrl_c_cancels_the_round_after_the_batch_on_the_wire(
         make_device(server, url, tmp_path, DB_FILENAME.removesuffix(".db"), ANNA, "").close()
         monkeypatch.setenv("STAND_OS_PASSWORD", PASSWORD)
         assert run("sync", "--link", "--server", url, "--user", "rep.anna").code == 0
-        factory = open_db(f"sqlite:///{tmp_path / DB_FILENAME}", migrate=False)
-        kiosk = world.stand["North Kiosk A"]
-        with factory() as s:
-            with s.begin():
-                sku = s.scalars(
-                    select(StandInventory.product_id).where(StandInventory.stand_id == kiosk)
-                ).first()
-            assert sku is not None
-            order = sales.record_sale(s, ANNA, kiosk, [sales.SaleLine(sku, 1)], "cash").order_id
-        factory.kw["bind"].dispose()
+        order = _sell_offline(tmp_path, world.stand["North Kiosk A"], 1)
 
         r = run("sync")
         # The push was answered and its answer kept; the round stopped before the pull.

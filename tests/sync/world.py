@@ -18,8 +18,9 @@ from decimal import Decimal
 from sqlalchemy.orm import Session
 
 from app.db import SessionFactory
-from app.models import Product, Role
+from app.models import Product, Role, StandLocation
 from app.reference import seed_reference_data
+from app.rules import local_date
 from app.services import loyalty, onboarding, refills, sales, users
 from app.services.base import Actor
 
@@ -152,9 +153,12 @@ def _history(s: Session, w: World, start: datetime, now: datetime) -> None:
     for n, stand_id in enumerate(w.stand.values()):
         r = refills.request_refill(s, REP_ANNA if n < 2 else REP_BEN, stand_id, now=start)
         refills.approve_refill(s, ADMIN, r.refill_id, now=start + timedelta(minutes=5))
-        refills.schedule_refill(
-            s, ADMIN, r.refill_id, start.date(), "Dealer", now=start + timedelta(minutes=10)
-        )
+        # For the stand's own today: its date at that moment, not UTC's (between 22:50 and
+        # midnight UTC, Berlin's date is already the next day's).
+        planned = start + timedelta(minutes=10)
+        with s.begin():
+            today = local_date(planned, s.get_one(StandLocation, stand_id).timezone)
+        refills.schedule_refill(s, ADMIN, r.refill_id, today, "Dealer", now=planned)
         refills.deliver_refill(s, ADMIN, r.refill_id, now=start + timedelta(hours=1))
         carried = r.lines
         for day in range(1, HISTORY_DAYS):

@@ -61,6 +61,7 @@ from app.models import (
     StandRefillOrderItem,
 )
 from app.reference import seed_reference_data
+from app.rules import local_date
 from app.services import inventory, loyalty, refills, sales
 from app.services.base import Actor
 from tests.conftest import ADMIN, MANAGER, OTHER_REP, PARTNER, REP, make_stand
@@ -516,7 +517,8 @@ class StandMachine(RuleBasedStateMachine):
                 refills.approve_refill, actor=actor, refill_id=rid, quantities=qty, now=at
             )
         elif action == RefillAction.SCHEDULE:
-            day = at.date() + timedelta(days=day_offset)
+            # Days are the stand's (the program's time zone), as the service checks them.
+            day = local_date(at) + timedelta(days=day_offset)
             dealer = "" if variant == 3 else "Nordgross"
             if day_offset < 0 or variant == 3:
                 must_fail = must_fail or DomainError

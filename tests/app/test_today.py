@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import update
@@ -18,7 +19,7 @@ from app.clock import utcnow
 from app.db import SessionFactory
 from app.ids import new_id
 from app.models import InsightStatus, Severity, StandAIInsight, StandInventory, StandLocation
-from app.rules import local_date
+from app.rules import PROGRAM_TIMEZONE, local_date
 from app.services import inventory, refills, sales
 from app.services.base import Actor
 from app.services.today import STOCKOUT_RISK_KIND, visit_list
@@ -336,12 +337,14 @@ def sell_daily(
         )
     stock = {pid: rate * days + left + 20 for pid, (rate, left) in plan.items()}
     inventory.record_count(s, REP, stand_id, stock, counted_at=now - timedelta(days=days + 1))
+    today = local_date(now)
     for d in range(days, 1, -1):
         lines = [sales.SaleLine(pid, rate) for pid, (rate, _left) in plan.items() if rate]
         if lines:
-            sales.record_sale(
-                s, REP, stand_id, lines, "cash", occurred_at=now - timedelta(days=d, hours=2)
-            )
+            # At noon of each of the stand's own days (the program's time zone), so every
+            # one of those days has its sale whatever the hour of ``now`` in UTC.
+            noon = datetime.combine(today - timedelta(days=d), time(12), ZoneInfo(PROGRAM_TIMEZONE))
+            sales.record_sale(s, REP, stand_id, lines, "cash", occurred_at=noon.astimezone(UTC))
     inventory.record_count(
         s,
         REP,

@@ -4,14 +4,14 @@ managers."""
 
 from __future__ import annotations
 
-from datetime import date
-
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QLineEdit, QStackedWidget
 
 from app.backend import Backend
+from app.clock import utcnow
 from app.models import Role
+from app.rules import local_date
 from app.services import inventory, queries, refills
 from tests.conftest import MANAGER, REP, StandFixture
 from tests.ui.conftest import wait_idle
@@ -34,7 +34,9 @@ def _due_today(backend: Backend, stand: StandFixture) -> str:
         refills.request_refill, REP, stand.stand_id, {stand.product_ids[0]: 6}
     ).refill_id
     backend.call(refills.approve_refill, MANAGER, rid)
-    backend.call(refills.schedule_refill, MANAGER, rid, date.today(), "Depot")
+    # The stand's today (the program's time zone), which is not the machine's date between
+    # 23:00 and midnight UTC on a machine that runs on UTC.
+    backend.call(refills.schedule_refill, MANAGER, rid, local_date(utcnow()), "Depot")
     return rid
 
 

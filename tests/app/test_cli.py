@@ -19,8 +19,10 @@ import pytest
 from sqlalchemy import update
 
 from app import cli
+from app.clock import utcnow
 from app.db import SessionFactory, head_revision
 from app.models import StandInventory
+from app.rules import local_date
 from tests.conftest import CatalogProduct, Cli, Run
 
 
@@ -450,7 +452,9 @@ def test_loyalty_balance_redeem_and_ledger(run: Cli, shop: Shop) -> None:
 
 
 def test_payout_for_a_past_period(run: Cli, shop: Shop) -> None:
-    today = date.today()
+    # The program's today, as payouts count finished periods (not the machine's date, which
+    # differs between 23:00 and midnight UTC on a machine that runs on UTC).
+    today = local_date(utcnow())
     sold_at = datetime.combine(today - timedelta(days=4), time(12), UTC).isoformat()
     r = run("sale", "record", shop.stand_id, "SKU-005=2", "--pay", "cash", "--at", sold_at)
     assert r.code == 0, r.err  # 2 x 4.00 = 8.00

@@ -31,7 +31,8 @@ from app.models import (
     StandStatus,
 )
 from app.models import RefillDiscrepancy as Discrepancy
-from app.services.base import get_or_404, transactional
+from app.rules import local_date
+from app.services.base import get_or_404, to_time, transactional
 from app.services.refills import OPEN_STATES, suggested_quantities
 
 #: Filters of the refill list besides the statuses themselves.
@@ -170,6 +171,9 @@ class RefillDetail:
     lines: tuple[RefillLineView, ...]
     discrepancies: tuple[DiscrepancyView, ...]
     events: tuple[RefillEventView, ...]
+    #: The stand's own date when the detail was read: the earliest delivery date the
+    #: service accepts (the machine showing it may be in another time zone).
+    stand_today: date
 
     @property
     def open_discrepancies(self) -> tuple[DiscrepancyView, ...]:
@@ -389,7 +393,7 @@ def _event(e: StandRefillEvent) -> RefillEventView:
 
 
 @transactional
-def refill_detail(session: Session, refill_id: str) -> RefillDetail:
+def refill_detail(session: Session, refill_id: str, *, now: datetime | None = None) -> RefillDetail:
     """One refill with its lines, discrepancies and transitions (oldest first)."""
     r = get_or_404(session, StandRefillOrder, refill_id, "refill")
     stand = session.get_one(StandLocation, r.stand_id)
@@ -473,6 +477,7 @@ def refill_detail(session: Session, refill_id: str) -> RefillDetail:
         lines=lines,
         discrepancies=discrepancies,
         events=events,
+        stand_today=local_date(to_time(now), stand.timezone),
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
@@ -84,6 +84,23 @@ def test_detail_has_lines_stamps_discrepancies_and_timeline(factory, two) -> Non
     assert after.discrepancies[0].status == DiscrepancyStatus.ACCEPTED_RECEIVED
     assert after.discrepancies[0].resolved_by == MANAGER.user
     assert after.discrepancies[0].resolution_note == "Driver"
+
+
+def test_detail_gives_the_stands_own_date(factory, two) -> None:
+    """The earliest delivery date is the stand's date (Berlin), which late in the UTC
+    evening is already the next day; the service accepts that date and no earlier one."""
+    with factory() as s:
+        rid = refills.request_refill(s, REP, two[0].stand_id, {two[0].product_ids[0]: 5}).refill_id
+        refills.approve_refill(s, MANAGER, rid)
+        late = datetime.combine(utcnow().date() + timedelta(days=1), time(23, 30), tzinfo=UTC)
+        early = late.replace(hour=12)
+        assert refill_detail(s, rid, now=early).stand_today == early.date()
+        day = refill_detail(s, rid, now=late).stand_today
+        assert day == late.date() + timedelta(days=1)
+        with pytest.raises(ValidationError, match="in the past"):
+            refills.schedule_refill(s, MANAGER, rid, day - timedelta(days=1), "Depot", now=late)
+        refills.schedule_refill(s, MANAGER, rid, day, "Depot", now=late)
+        assert refill_detail(s, rid).scheduled_for == day
 
 
 def test_a_refill_delivered_in_parts_shows_what_arrived_and_what_is_to_come(factory, two) -> None:

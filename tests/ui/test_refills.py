@@ -5,7 +5,7 @@ suggestion, and the keyboard route to every action."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from PySide6.QtCore import QDate, Qt
@@ -19,8 +19,10 @@ from PySide6.QtWidgets import (
 )
 
 from app.backend import Backend
+from app.clock import utcnow
 from app.models import DiscrepancyStatus, RefillAction, RefillStatus, Role
-from app.services import inventory, queries, refill_views, refills
+from app.rules import local_date
+from app.services import base, inventory, queries, refill_views, refills
 from app.services.base import Actor
 from tests.conftest import MANAGER, PARTNER, REP, StandFixture
 from tests.helpers import Watch
@@ -281,20 +283,53 @@ def test_manager_approves_with_changed_quantities(qtbot, ctx, ui_backend, two_st
     assert "approved" in view.message.text()
 
 
+def _qdate(day: date) -> QDate:
+    return QDate(day.year, day.month, day.day)
+
+
 def test_manager_schedules_with_a_date_and_dealer(qtbot, ctx, ui_backend, two_stands) -> None:
     rid = _refill(ui_backend, two_stands[0], S.APPROVED)
     view = _view(qtbot, ctx)
     _show(qtbot, ctx, view, rid)
     dialog = _open(qtbot, view, A.SCHEDULE)
-    assert dialog.date_edit.date() == QDate.currentDate().addDays(1)  # tomorrow by default
-    dialog.date_edit.setDate(QDate.currentDate().addDays(3))
+    today = local_date(utcnow(), "Europe/Berlin")  # the stand's date
+    assert dialog.date_edit.date() == _qdate(today + timedelta(days=1))  # tomorrow by default
+    dialog.date_edit.setDate(_qdate(today + timedelta(days=3)))
     _type(qtbot, dialog.dealer, "Spree Frischdienst")
     _ok(qtbot, ctx, dialog)
     detail = ui_backend.read(refill_views.refill_detail, rid)
     assert detail.status == S.SCHEDULED
-    assert detail.scheduled_for == date.today() + timedelta(days=3)
+    assert detail.scheduled_for == today + timedelta(days=3)
     assert detail.dealer == "Spree Frischdienst"
     assert "Spree Frischdienst" in view.pane.facts.text()
+
+
+def test_schedule_dialog_offers_the_stands_date_not_the_machines(
+    qtbot, ctx, ui_backend, two_stands, monkeypatch
+) -> None:
+    """At 23:30 UTC it is already the next day at a stand in Berlin: the dialog's earliest
+    date is the stand's (an earlier one the service would refuse as in the past), and
+    scheduling for it goes through."""
+    now = utcnow()
+    late = datetime.combine(now.date(), time(23, 30), tzinfo=UTC)
+    if late <= now:
+        late += timedelta(days=1)
+    monkeypatch.setattr(base, "utcnow", lambda: late)  # what the services take as now
+    stand_day = late.date() + timedelta(days=1)
+    assert local_date(late, "Europe/Berlin") == stand_day
+    rid = _refill(ui_backend, two_stands[0], S.APPROVED)
+    view = _view(qtbot, ctx)
+    _show(qtbot, ctx, view, rid)
+    dialog = _open(qtbot, view, A.SCHEDULE)
+    assert dialog.date_edit.minimumDate() == _qdate(stand_day)
+    assert dialog.date_edit.date() == _qdate(stand_day + timedelta(days=1))
+    dialog.date_edit.setDate(_qdate(late.date()))  # the machine's date: below the minimum
+    assert dialog.date_edit.date() == _qdate(stand_day)
+    _type(qtbot, dialog.dealer, "Depot")
+    _ok(qtbot, ctx, dialog)
+    detail = ui_backend.read(refill_views.refill_detail, rid)
+    assert detail.status == S.SCHEDULED
+    assert detail.scheduled_for == stand_day
 
 
 def test_rep_delivers_fewer_units_and_stock_goes_up(qtbot, ctx_as, ui_backend, two_stands) -> None:

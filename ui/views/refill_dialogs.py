@@ -487,8 +487,10 @@ class ScheduleDialog(RefillDialog):
         self.date_edit = QDateEdit()
         self.date_edit.setCalendarPopup(True)
         self.date_edit.setMinimumHeight(TOUCH)
-        self.date_edit.setMinimumDate(QDate.currentDate())
-        self.date_edit.setDate(QDate.currentDate().addDays(1))
+        # The stand's date, not this machine's: the service refuses a day before it.
+        today = QDate(detail.stand_today.year, detail.stand_today.month, detail.stand_today.day)
+        self.date_edit.setMinimumDate(today)
+        self.date_edit.setDate(today.addDays(1))
         self.date_edit.setDisplayFormat("ddd d MMM yyyy")
         self.dealer = QLineEdit(detail.dealer or "")
         self.dealer.setMinimumHeight(TOUCH)

@@ -33,13 +33,20 @@ lint: $(VENV)/.installed-dev
 ## test: lint, then the whole test suite headless
 # On both cores, a test file per process at a time. Schemathesis gives every API operation
 # of a test the same test id, which pytest-xdist cannot tell apart (it would run one
-# operation each), so that module runs afterwards in one process. The seeded sync fault runs
-# (300 seeds on SQLite in two files, one per core, and 60 on PostgreSQL) are part of it;
-# bench/bench_sync_faults.py runs thousands (make bench).
+# operation each), so that module runs in a process of its own, beside the rest (run after
+# it, it kept one core idle for a minute); its output follows the suite's. The seeded sync
+# fault runs (300 seeds on SQLite in two files, one per core, and 60 on PostgreSQL) are part
+# of it; bench/bench_sync_faults.py runs thousands (make bench).
 test: lint
+	@mkdir -p build
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest tests/sync/test_schemathesis.py \
+		> build/test-contract.log 2>&1 & contract=$$!; \
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -n 2 --dist loadfile \
-		--ignore=tests/sync/test_schemathesis.py
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest tests/sync/test_schemathesis.py
+		--ignore=tests/sync/test_schemathesis.py; suite=$$?; \
+	wait $$contract; api=$$?; \
+	echo "== tests/sync/test_schemathesis.py, run beside the suite (build/test-contract.log):"; \
+	cat build/test-contract.log; \
+	[ $$suite -eq 0 ] && [ $$api -eq 0 ]
 
 ## bench: benchmarks at scale (prints figures; not part of the test run)
 bench: $(VENV)/.installed-dev

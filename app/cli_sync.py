@@ -155,7 +155,9 @@ def cmd_sync(ctx: Context, args: argparse.Namespace) -> int:
         print(text, file=ctx.stderr, flush=True)
 
     with (
-        client.SyncClient(factory, url, credentials=creds, on_progress=progress) as c,
+        client.SyncClient(
+            factory, url, credentials=creds, on_progress=progress, push_batch_max=client.GROW_TO
+        ) as c,
         interrupt_cancels(c.cancel, say),
     ):
         result = c.round(push=not args.pull_only, pull=not args.push_only)

@@ -3,7 +3,8 @@ against the real server on 127.0.0.1 (issue 7's figures).
 
     .venv/bin/python bench/bench_sync.py [--stands 500] [--days 155] [--ops 20000]
                                          [--offline-days 14] [--seeds 7] [--repeats 5]
-                                         [--push-batch 500] [--page-size 1000]
+                                         [--push-batch 500] [--push-batch-max 2000]
+                                         [--page-size 1000]
                                          [--phases incremental,bootstrap] [--pg]
                                          [--profile] [--quick] [--keep]
                                          [--build build] [--folder build/bench-sync]
@@ -21,9 +22,11 @@ against the real server on 127.0.0.1 (issue 7's figures).
    through the real services, one transaction each, over ``--offline-days`` simulated days
    across the rep's stands (80 % sales, 8 % write-offs, 7 % counts, 5 % refill requests:
    tests/sync/procs.py ``record_offline_days``). That generation is timed on its own. Then
-   ``SyncClient.push()``: the wall time of the push alone gives ops/s; per batch the HTTP
-   round trip (the server's apply included) and the client's time between requests (its
-   worker thread stores the answers and reads the next batch beside each request).
+   ``SyncClient.push()`` as the app runs it (batches of ``--push-batch`` that grow up to
+   ``--push-batch-max`` while more wait): the wall time of the push alone gives ops/s; per
+   batch the HTTP round trip (the server's apply included) and the client's time between
+   requests (its worker thread stores the answers and reads the next batch beside each
+   request).
 3. **Pull**: device B, copied with A (before the ops), pulls them: ``SyncClient.pull()``,
    every page applied with its cursor in one transaction. rows/s counts the rows the pull
    added to B's synced tables (an op writes several: a sale its order, items, movements
@@ -93,7 +96,7 @@ from app.models import Base, Role, StandInventory, StandLocation, StandStatus
 from app.reference import seed_reference_data
 from app.services import feed, snapshot, sync_device
 from app.services.base import Actor
-from sync.client import SyncClient, SyncError
+from sync.client import GROW_TO, SyncClient, SyncError
 from tests.app.apply.replay import synced_tables
 from tests.sync import procs
 from tests.sync.devices import Device, converged, make_device
@@ -376,7 +379,12 @@ def push_and_pull(b: Bench, seed: int) -> tuple[Device, Device]:
     probe = Probe()
     with (
         SyncClient(
-            a_dev.factory, b.url, token=b.tokens["rep"], push_batch=args.push_batch, fault=probe
+            a_dev.factory,
+            b.url,
+            token=b.tokens["rep"],
+            push_batch=args.push_batch,
+            push_batch_max=args.push_batch_max,
+            fault=probe,
         ) as client,
         b.cpu() as cpu,
         b.profiled(f"client push (seed {seed})"),
@@ -392,7 +400,8 @@ def push_and_pull(b: Bench, seed: int) -> tuple[Device, Device]:
         f"{pushed / cpu.busy():,.0f} ops per CPU-second of client, server and database"
     )
     print(
-        f"            {len(requests)} batches of <= {args.push_batch}: request (HTTP + server "
+        f"            {len(requests)} batches of {args.push_batch} growing to <= "
+        f"{client.push_batch_max}: request (HTTP + server "
         f"apply) p50 {_ms(_pct(requests, 0.5))}, p95 {_ms(_pct(requests, 0.95))}, first "
         f"{_ms(requests[0] if requests else 0.0)}; client between requests median "
         f"{_ms(_med(gaps[1:] or [0.0]))} (first batch read {_ms(gaps[0] if gaps else 0.0)}; "
@@ -916,6 +925,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=_csv_ints, default=[7], help="workload seeds: 7,8,9")
     parser.add_argument("--repeats", type=int, default=None, help="incremental rounds (5)")
     parser.add_argument("--push-batch", type=int, default=500)
+    parser.add_argument(
+        "--push-batch-max",
+        type=int,
+        default=GROW_TO,
+        help="how large batches grow while more wait (default: as the app; "
+        "--push-batch-max 500 keeps every batch at 500)",
+    )
     parser.add_argument("--page-size", type=int, default=1000)
     parser.add_argument(
         "--phases",

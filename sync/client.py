@@ -2,7 +2,10 @@
 
 One :meth:`SyncClient.round`:
 
-1. **Push** the pending ops in batches (≤ 500, consecutive sequence numbers). Each batch's
+1. **Push** the pending ops in batches (consecutive sequence numbers; ``push_batch``, 500,
+   at first; with ``push_batch_max`` set, as the app does, each full batch answered doubles
+   the next up to what the server takes, and a request that had to be retried brings it
+   back to ``push_batch``). Each batch's
    answers are stored in one local transaction: an op stops being pending only with the
    server's answer; with no answer (a timeout, a 5xx, the process killed) it stays pending
    and is sent again with the same op id, which the server answers as a duplicate. While
@@ -52,6 +55,9 @@ from sync import protocol as p
 from sync.credentials import DeviceCredentials
 
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: How large the app's push batches grow on a long outbox (``push_batch_max``): as large as
+#: the protocol allows; a server that takes fewer says so in its answers.
+GROW_TO = p.MAX_PUSH_OPS
 #: Push-then-pull passes in one round before it gives up on a device written to all along.
 MAX_PASSES = 20
 
@@ -132,6 +138,7 @@ class SyncClient:
         token: str | None = None,
         transport: httpx.BaseTransport | None = None,
         push_batch: int = 500,
+        push_batch_max: int | None = None,
         page_size: int = 1000,
         snapshot_page: int = 5000,
         max_attempts: int = 6,
@@ -143,12 +150,18 @@ class SyncClient:
         cancel: threading.Event | None = None,
     ) -> None:
         """``sleep`` waits between retries (default: a wait that a cancel ends at once);
-        ``cancel``, once set, ends the round at its next step (see the module docstring)."""
+        ``cancel``, once set, ends the round at its next step (see the module docstring).
+        ``push_batch`` ops go in a batch; with ``push_batch_max``, batches grow up to it
+        (and to what the server says it takes) while the outbox holds more."""
         self.factory = factory
         self.server_url = server_url.rstrip("/")
         self.credentials = credentials
         self._token = token
         self.push_batch = push_batch
+        self.push_batch_max = max(push_batch, push_batch_max or push_batch)
+        #: The size of the next batch read (see :meth:`_answers`).
+        self.batch_size = push_batch
+        self._retried = 0  # requests sent again (network error or "later"), for the batch size
         self.page_size = page_size
         self.snapshot_page = snapshot_page
         self.max_attempts = max_attempts
@@ -229,6 +242,7 @@ class SyncClient:
                 response = self.http.request(method, path, headers=sent, **kwargs)
             except (httpx.TransportError, httpx.TimeoutException) as exc:
                 attempt += 1
+                self._retried += 1
                 if attempt >= self.max_attempts:
                     raise Offline(f"The server cannot be reached ({type(exc).__name__}).") from exc
                 self._back_off(attempt, None)
@@ -239,6 +253,7 @@ class SyncClient:
                 continue
             if response.status_code in RETRY_STATUSES:
                 attempt += 1
+                self._retried += 1
                 if attempt >= self.max_attempts:
                     raise Busy(
                         f"The server is busy or failing (HTTP {response.status_code}); "
@@ -305,6 +320,7 @@ class SyncClient:
                 after = batch.last_seq if resend_from is None else None
                 step = worker.submit(self._push_step, batch, reply, after)
                 reply = None
+                retried = self._retried
                 try:
                     response = self._send(
                         "POST",
@@ -322,11 +338,14 @@ class SyncClient:
                 self.fault("after_push_reply")
                 counts, ahead = step.result()
                 stored(counts)
-                reply, batch = _Reply(batch, response.content), ahead
+                again = self._retried != retried
+                if again:  # a poor connection: smaller batches again
+                    self.batch_size = self.push_batch
+                reply, batch = _Reply(batch, response.content, again), ahead
 
     def _push_read(self, from_seq: int | None) -> _Outgoing | None:
         with self.factory() as s, s.begin():
-            ops = sync_device.next_batch(s, from_seq=from_seq, limit=self.push_batch)
+            ops = sync_device.next_batch(s, from_seq=from_seq, limit=self.batch_size)
         return self._outgoing(ops)
 
     def _push_step(
@@ -344,7 +363,7 @@ class SyncClient:
             if answers is not None:
                 counts = (len(answers), sync_device.store_answers(s, answers))
             if after_seq is not None:
-                ops = sync_device.next_batch(s, after_seq=after_seq, limit=self.push_batch)
+                ops = sync_device.next_batch(s, after_seq=after_seq, limit=self.batch_size)
         return counts, self._outgoing(ops)
 
     def _outgoing(self, ops: list[dict[str, Any]]) -> _Outgoing | None:
@@ -367,6 +386,12 @@ class SyncClient:
         if sorted(r.op_id for r in body.results) != sorted(reply.sent.op_ids):
             # The next batch was read on the premise that this one is answered whole.
             raise SyncError("The server did not answer every change sent; try again later.")
+        if len(reply.sent.op_ids) >= self.push_batch and not reply.retried:
+            # A full batch answered: more may wait. The next one read (the one after the
+            # batch on the wire) is twice as large, up to what both sides take; a server
+            # that does not say what it takes gets push_batch.
+            most = min(self.push_batch_max, body.max_ops or self.push_batch)
+            self.batch_size = max(self.push_batch, min(most, self.batch_size * 2))
         return [
             sync_device.Answer(
                 r.op_id, r.status, r.outcome, r.server_seq, r.reason, r.amended, r.payload
@@ -611,6 +636,7 @@ class _Reply:
 
     sent: _Outgoing
     content: bytes
+    retried: bool = False  # the request had to be sent again (the batches then stay small)
 
 
 class PushFirst(Exception):

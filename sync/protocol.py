@@ -902,7 +902,11 @@ class LowStockOut(Out):
 # --------------------------------------------------------------------------- sync
 
 SYNC_PREFIX = f"{API_PREFIX}/sync"
-#: A push body may be larger than other requests: up to 500 ops.
+#: The most ops one push may carry (``app.services.sync_server.MAX_PUSH_OPS``). A device
+#: starts with smaller batches and grows them up to what the server's answers say it takes
+#: (:attr:`PushResponse.max_ops`).
+MAX_PUSH_OPS = 2000
+#: A push body may be larger than other requests (the device stops a batch before 3.5 MB).
 MAX_PUSH_BYTES = 4 * 1024 * 1024
 
 _OP_TYPE_PATTERN = r"^[a-z_]+\.[a-z_]+$"
@@ -935,7 +939,7 @@ class PushRequest(Model):
     """A batch of one device's ops, with consecutive device sequence numbers."""
 
     device_id: Id
-    ops: list[PushedOpIn] = Field(min_length=1, max_length=500)
+    ops: list[PushedOpIn] = Field(min_length=1, max_length=MAX_PUSH_OPS)
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -984,6 +988,12 @@ class OpResult(Out):
 class PushResponse(Out):
     results: list[OpResult]
     high_water: int = Field(description="The last device sequence number received with no gap.")
+    max_ops: int | None = Field(
+        default=None,
+        description="The most ops this server takes in one push: a device with more to send "
+        "may grow its batches up to it.",
+        examples=[MAX_PUSH_OPS],
+    )
 
 
 class FeedOp(Out):

@@ -47,7 +47,7 @@ from app.paths import data_dir
 from app.services import sync_settings
 from app.services.sync_device import SyncStatus
 from app.services.sync_settings import SyncOverview
-from sync.client import RoundResult, SyncClient, age, link_device
+from sync.client import GROW_TO, RoundResult, SyncClient, age, link_device
 from sync.credentials import CredentialStore, DeviceCredentials
 from ui.context import Changed, UiContext
 from ui.i18n import tr
@@ -63,7 +63,7 @@ DEFAULT_INTERVAL_S = 60
 INTERVALS = (0, 60, 300, 900, 3600)
 #: Tries per request in an automatic round. Few: the next tick tries again anyway, and a
 #: round that keeps backing off would keep "Syncing…" on screen for half a minute.
-CLIENT_OPTIONS: dict[str, Any] = {"max_attempts": 3}
+CLIENT_OPTIONS: dict[str, Any] = {"max_attempts": 3, "push_batch_max": GROW_TO}
 #: Every kind of change a screen refreshes on (see ui/context.py); a round that received
 #: anything announces all of them, plus "sync" (so the controller knows it was itself).
 ALL_KINDS = frozenset(

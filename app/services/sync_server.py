@@ -52,8 +52,10 @@ from app.services.base import SCHEMA_VERSION, to_json
 from app.services.scope import AccessScope
 from app.services.users import Principal
 
-#: The most ops one push may carry.
-MAX_PUSH_OPS = 500
+#: The most ops one push may carry (the answer says so: devices with a long backlog grow
+#: their batches up to it, since a batch's fixed costs then count less per op; see
+#: docs/sync-design.md §6).
+MAX_PUSH_OPS = 2000
 #: How many feed rows one pull scans at most (filtered rows included), so a rep does not
 #: rescan other territories' rows on every pull.
 PULL_SCAN = 50_000

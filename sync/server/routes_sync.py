@@ -118,6 +118,7 @@ def push(
             for a in result.answers
         ],
         high_water=result.high_water,
+        max_ops=sync_server.MAX_PUSH_OPS,
     )
 
 

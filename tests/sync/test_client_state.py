@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -28,8 +29,9 @@ from sqlalchemy import func, select
 
 from app.db import open_db
 from app.models import OpStatus, Role, StandInventory, SyncReceivedOp
-from app.services import feed, sales, sync_device, users
+from app.services import feed, sales, sync_device, sync_server, users
 from app.services.base import Actor, device_id
+from sync import protocol as p
 from sync.client import RoundResult, SyncClient, link_device
 from tests.sync.conftest import Live
 from tests.sync.devices import Device, converged, make_device, server_db_path
@@ -339,6 +341,107 @@ def test_a_reply_that_does_not_answer_the_batch_marks_nothing(
         assert (result.state, result.pushed) == ("ok", 3)
         assert [o.status for o in device.ops()] == [OpStatus.DUPLICATE] * 3
         assert converged(live.factory, [device]) == []
+    finally:
+        device.close()
+
+
+# ---------------------------------------------------------------------- batch sizes
+
+
+class _SizeTap(httpx.BaseTransport):
+    """The real network, noting how many ops each push request carries (attempts that
+    failed included). ``fail``: the push attempts (from 1) refused before they leave;
+    ``silent``: the answers lose ``max_ops``, as from a server that does not say it."""
+
+    def __init__(self, *, fail: frozenset[int] = frozenset(), silent: bool = False) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.fail, self.silent = fail, silent
+        self.sizes: list[int] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if not request.url.path.endswith("/push"):
+            return self.inner.handle_request(request)
+        self.sizes.append(len(json.loads(request.content)["ops"]))
+        if len(self.sizes) in self.fail:
+            raise httpx.ConnectError("connection reset", request=request)
+        response = self.inner.handle_request(request)
+        if not self.silent or response.status_code != 200:
+            return response
+        response.read()
+        body = response.json()
+        assert body.pop("max_ops") == p.MAX_PUSH_OPS
+        return httpx.Response(200, json=body, request=request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _push_sizes(live: Live, tmp_path: Path, ops: int, tap: _SizeTap, **kwargs: Any) -> list[int]:
+    """Push ``ops`` sales through ``tap``; the batch sizes sent. Every op is applied once."""
+    tmp_path.mkdir(exist_ok=True)
+    device = _device(live, tmp_path)
+    try:
+        _sell(device, live, ops)
+        with device.client(transport=tap, sleep=_no_wait, max_attempts=3, **kwargs) as c:
+            result = c.round()
+        assert (result.state, result.pushed) == ("ok", ops)
+        assert [o.status for o in device.ops()] == [OpStatus.APPLIED] * ops
+        assert _received(live, device) == ops
+        assert converged(live.factory, [device]) == []
+        return tap.sizes
+    finally:
+        device.close()
+
+
+def test_push_batches_grow_while_more_wait(live: Live, tmp_path: Path) -> None:
+    """Each full batch answered doubles the batch read next (the one after the batch on the
+    wire), up to push_batch_max."""
+    sizes = _push_sizes(live, tmp_path, 23, _SizeTap(), push_batch=2, push_batch_max=8)
+    assert sizes == [2, 2, 4, 8, 7]
+
+
+def test_push_batches_stay_put_without_a_maximum_or_a_server_that_says_it(
+    live: Live, tmp_path: Path
+) -> None:
+    assert _push_sizes(live, tmp_path / "a", 7, _SizeTap(), push_batch=2) == [2, 2, 2, 1]
+    silent = _SizeTap(silent=True)  # a server that does not say what it takes
+    assert _push_sizes(live, tmp_path / "b", 7, silent, push_batch=2, push_batch_max=8) == [
+        2,
+        2,
+        2,
+        1,
+    ]
+
+
+def test_a_retried_push_brings_the_batches_back_to_push_batch(live: Live, tmp_path: Path) -> None:
+    """The fourth request fails once and is sent again: the batch read beside it was already
+    read at 8; the ones after start again from 2 (the retried batch's answer does not
+    count as a reason to grow)."""
+    tap = _SizeTap(fail=frozenset({4}))
+    sizes = _push_sizes(live, tmp_path, 40, tap, push_batch=2, push_batch_max=8)
+    assert sizes == [2, 2, 4, 8, 8, 8, 2, 4, 8, 2]
+
+
+def test_the_push_answer_says_how_many_ops_the_server_takes(live: Live, tmp_path: Path) -> None:
+    """Up to MAX_PUSH_OPS in one push (the protocol's limit is the service's); one more is
+    refused whole with 422, before anything is applied."""
+    assert p.MAX_PUSH_OPS == sync_server.MAX_PUSH_OPS == 2000
+    device = _device(live, tmp_path)
+    try:
+        _sell(device, live, 1)
+        with device.factory() as s, s.begin():
+            (op,) = sync_device.next_batch(s)
+            mine = device_id(s)
+        headers = {"Authorization": f"Bearer {live.world.token[ANNA.user]}"}
+        with httpx.Client(base_url=live.url, headers=headers) as http:
+            body = {"device_id": mine, "ops": [op] * (p.MAX_PUSH_OPS + 1)}
+            too_many = http.post(f"{p.SYNC_PREFIX}/push", json=body)
+            assert too_many.status_code == 422, too_many.text
+            assert _received(live, device) == 0
+            one = http.post(f"{p.SYNC_PREFIX}/push", json={**body, "ops": [op]})
+            assert one.status_code == 200, one.text
+            assert one.json()["max_ops"] == p.MAX_PUSH_OPS
+            assert _received(live, device) == 1
     finally:
         device.close()
 

@@ -725,9 +725,11 @@ def client_lives(run: Run, device: Device, net: Network) -> None:
                 raise Killed(f"in_commit:{_client_step()}")
 
         push_batch, page_size = rng.choice([1, 2, 3, 500]), rng.choice([1, 2, 5, 1000])
+        # Half the runs grow their batches as the app does (up to 8 times, or the server's).
+        grow_to = push_batch * 8 if rng.random() < 0.5 else None
         run.events.append(
             f"{device.name} starts: network faults {net.rate}, kills {kill_rate}/{commit_kill_rate}"
-            f", batches of {push_batch}, pages of {page_size}"
+            f", batches of {push_batch} (growing to {grow_to}), pages of {page_size}"
         )
         client = SyncClient(
             device.factory,
@@ -738,6 +740,7 @@ def client_lives(run: Run, device: Device, net: Network) -> None:
             rng=rng,
             fault=fault,
             push_batch=push_batch,
+            push_batch_max=grow_to,
             page_size=page_size,
             max_attempts=3,
         )

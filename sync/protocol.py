@@ -47,6 +47,7 @@ from app.models.enums import (
     Role,
     StandStatus,
 )
+from app.services import sync_server
 
 API_PREFIX = "/api/v1"
 STAND_PREFIX = f"{API_PREFIX}/stand"
@@ -902,10 +903,10 @@ class LowStockOut(Out):
 # --------------------------------------------------------------------------- sync
 
 SYNC_PREFIX = f"{API_PREFIX}/sync"
-#: The most ops one push may carry (``app.services.sync_server.MAX_PUSH_OPS``). A device
-#: starts with smaller batches and grows them up to what the server's answers say it takes
-#: (:attr:`PushResponse.max_ops`).
-MAX_PUSH_OPS = 2000
+#: The most ops one push may carry (:data:`app.services.sync_server.MAX_PUSH_OPS`, the rule
+#: the service applies). A device starts with smaller batches and grows them up to what the
+#: server's answers say it takes (:attr:`PushResponse.max_ops`).
+MAX_PUSH_OPS = sync_server.MAX_PUSH_OPS
 #: A push body may be larger than other requests (the device stops a batch before 3.5 MB).
 MAX_PUSH_BYTES = 4 * 1024 * 1024
 

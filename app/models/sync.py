@@ -79,8 +79,9 @@ class SyncReceivedOp(Base):
     op_type: Mapped[str] = mapped_column(String(40))
     entity_id: Mapped[str] = mapped_column(ID)
     schema_version: Mapped[int]
-    # As received (the feed row holds it as applied).
-    payload: Mapped[str] = mapped_column(Text)
+    # As received, for an op rejected or amended; NULL for one applied as sent, whose feed
+    # row holds the same text (migration 0010: one copy of the payload, not two).
+    payload: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(12))  # applied | rejected
     reason: Mapped[str | None] = mapped_column(Text)
     reason_code: Mapped[str | None] = mapped_column(String(40))

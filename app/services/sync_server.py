@@ -225,8 +225,10 @@ def _feed_values(
     device_id: str,
     stand_id: str | None,
     partner_id: str | None,
+    actor_role: str | None = None,
 ) -> dict[str, Any]:
-    """An applied op's feed row (``device_id`` and ``device_seq`` are set when numbered)."""
+    """An applied op's feed row (``device_id`` and ``device_seq`` are set when numbered;
+    ``actor_role``: the pusher's, else the op's own)."""
     return {
         "op_id": op.op_id,
         "op_type": op.op_type,
@@ -234,7 +236,7 @@ def _feed_values(
         "payload": payload,
         "schema_version": SCHEMA_VERSION,
         "actor": op.actor,
-        "actor_role": op.actor_role,
+        "actor_role": actor_role or op.actor_role,
         "base_seq": op.base_seq,
         "pending_from_seq": op.pending_from_seq,
         "amended": amended,
@@ -350,8 +352,9 @@ class _Batch:
     plain_feed: list[dict[str, Any]] = field(default_factory=list)
     plain_received: list[dict[str, Any]] = field(default_factory=list)
 
-    def received(self, item: PushedOp, payload: str) -> dict[str, Any]:
-        """The received op's row as stored (its status and reason are the caller's)."""
+    def received(self, item: PushedOp, payload: str | None) -> dict[str, Any]:
+        """The received op's row as stored (its status and reason are the caller's;
+        ``payload``: as received, or None for an op applied as sent, see :meth:`one`)."""
         op = item.op
         return {
             "op_id": op.op_id,
@@ -377,17 +380,18 @@ class _Batch:
         """The answer of an op :mod:`~app.services.apply.bulk` wrote; its feed row and
         received op wait as plain rows (:meth:`hand_over`)."""
         op = item.op
-        payload = to_json(op.payload)
-        received = self.received(item, payload)
+        # Applied as sent: the feed row's payload is the one copy kept.
+        received = self.received(item, None)
         self.plain_received.append(received)
         self.plain_feed.append(
             _feed_values(
-                replace(op, actor_role=self.principal.role.value),
-                payload,
+                op,
+                to_json(op.payload),
                 False,
                 self.device_id,
                 stand_id,
                 partner_id,
+                self.principal.role.value,
             )
         )
         return Answer(op.op_id, received["device_seq"], "applied", ReceivedRow(received))
@@ -491,9 +495,11 @@ class _Batch:
         else:
             received.status = "applied"
             received.amended = amended
-            session.add(received)
             if amended:
                 answer.payload = payload
+            else:
+                received.payload = None  # applied as sent: the feed row holds the same text
+            session.add(received)
         return answer
 
 

@@ -49,7 +49,7 @@ def downgrade(engine: Engine, revision: str) -> None:
 def test_head_is_a_single_known_revision() -> None:
     head = db.head_revision()
     assert head is not None
-    assert head == "0009"
+    assert head == "0010"
 
 
 def test_open_db_upgrades_an_empty_database_to_head(tmp_path: Path) -> None:

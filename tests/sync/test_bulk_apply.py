@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, delete, event, insert, select, update
+from alembic import command
+from sqlalchemy import Engine, delete, event, insert, select, text, update
 
+from app import db
 from app.db import SessionFactory, open_db
 from app.ids import new_id
 from app.models import (
@@ -419,6 +421,20 @@ def test_bulk_and_per_op_push_agree(
     for op in good:  # the rep's own ops all apply, the void and the redemption included
         assert by_id[op.op_id][2] == "applied", by_id[op.op_id]
     assert _received(one) == _received(other)
+    # A received op keeps the payload as sent when it was rejected or amended (a count reads
+    # them back); one applied as sent keeps none: its feed row holds the same text.
+    sent = {op.op_id: dict(op.payload) for op in ops}
+    kept = {"rejected": 0, "amended": 0, "as sent": 0}
+    for op_id, _seq, _server_seq, status, _code, amended, payload in _received(one):
+        if status == "rejected" or amended:
+            assert payload is not None, op_id
+            assert json.loads(payload) == sent[op_id], op_id
+            kept["rejected" if status == "rejected" else "amended"] += 1
+        else:
+            assert payload is None, op_id
+            kept["as sent"] += 1
+    assert kept["rejected"], kept
+    assert kept["as sent"], kept
     assert _feed(one) == _feed(other)
     assert _reviews(one) == _reviews(other)
     assert diff(one, other) == []
@@ -480,7 +496,8 @@ def test_a_pulled_page_applies_in_bulk_as_op_by_op(
 def test_the_payload_json_is_stored_as_sent(
     world_template: tuple[Path, World], tmp_path: Path
 ) -> None:
-    """A bulk-applied op's feed row and received op keep the payload the device sent."""
+    """A bulk-applied op's feed row keeps the payload the device sent; its received op keeps
+    no second copy (applied as sent)."""
     path, _world = world_template
     device = _offline(
         world_template,
@@ -499,8 +516,16 @@ def test_the_payload_json_is_stored_as_sent(
         received = {r.op_id: r for r in s.scalars(select(SyncReceivedOp))}
     for op in ops:
         assert json.loads(rows[op.op_id].payload) == dict(op.payload)
-        assert json.loads(received[op.op_id].payload) == dict(op.payload)
+        assert received[op.op_id].payload is None
         assert received[op.op_id].server_seq == rows[op.op_id].device_seq
+
+    # Migration 0010 going down gives each received op its payload back from its feed row.
+    cfg = db.alembic_config()
+    with server.kw["bind"].begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0009")
+        restored = dict(conn.execute(text("SELECT op_id, payload FROM sync_received_op")).all())
+    assert restored == {op.op_id: rows[op.op_id].payload for op in ops}
 
 
 @pytest.mark.parametrize("refused_first", [False, True])

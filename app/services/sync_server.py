@@ -30,6 +30,7 @@ from sqlalchemy import ColumnElement, and_, exists, not_, or_, select, true
 from sqlalchemy.orm import Session
 
 from app.clock import utcnow
+from app.db import id_in
 from app.errors import (
     DeviceIdentityConflict,
     DomainError,
@@ -279,9 +280,12 @@ def push(
     device = _device(session, principal, device_id)
     access = _access(principal)
     ids = [o.op.op_id for o in ordered]
+    dialect = session.get_bind().dialect.name
     known = {
         r.op_id: r
-        for r in session.scalars(select(SyncReceivedOp).where(SyncReceivedOp.op_id.in_(ids)))
+        for r in session.scalars(
+            select(SyncReceivedOp).where(id_in(SyncReceivedOp.op_id, ids, dialect))
+        )
     }
     taken = {
         r.device_seq: r.op_id

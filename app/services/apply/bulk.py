@@ -32,14 +32,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, cast
 
 from sqlalchemy import (
-    ARRAY,
     ColumnElement,
     Table,
-    Text,
-    any_,
     bindparam,
-    func,
-    literal,
     or_,
     select,
     true,
@@ -47,7 +42,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from app.db import insert_many
+from app.db import id_in, insert_many
 from app.models import (
     Base,
     ChangeLog,
@@ -518,17 +513,9 @@ def existing(session: Session, model: type[Base], ids: Iterable[str]) -> set[str
     """Which of ``ids`` ``model``'s table holds."""
     table = cast(Table, model.__table__)
     wanted = sorted(set(ids))
-    if wanted and session.get_bind().dialect.name == "postgresql":
-        # One parameter rather than an IN list of hundreds: the statement's text is the same
-        # every time, so PostgreSQL parses and plans it quickly, and there is no chunking.
-        # The ids go as one comma-separated text that the server splits (the driver dumps a
-        # Python list element by element, a tenth of a push's Python time on arrays of
-        # thousands); an id with a comma in it, which no device makes, goes as an array.
-        if any("," in value for value in wanted):
-            ids_param: Any = literal(wanted, ARRAY(table.c.id.type))
-        else:
-            ids_param = func.string_to_array(literal(",".join(wanted), Text()), ",")
-        return set(session.scalars(select(table.c.id).where(table.c.id == any_(ids_param))))
+    dialect = session.get_bind().dialect.name
+    if wanted and dialect == "postgresql":
+        return set(session.scalars(select(table.c.id).where(id_in(table.c.id, wanted, dialect))))
     found: set[str] = set()
     for chunk in _chunks(wanted):
         found.update(session.scalars(select(table.c.id).where(table.c.id.in_(chunk))))

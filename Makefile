@@ -42,7 +42,7 @@ lint: $(VENV)/.installed-dev
 # of a test the same test id, which pytest-xdist cannot tell apart (it would run one
 # operation each), so that module runs in a process of its own, beside the rest (run after
 # it, it kept one core idle for a minute); its output follows the suite's. The seeded sync
-# fault runs (300 seeds on SQLite in two files, one per core, and 60 on PostgreSQL) are part
+# fault runs (240 seeds on SQLite in two files, one per core, and 60 on PostgreSQL) are part
 # of it; bench/bench_sync_faults.py runs thousands (make bench).
 test: lint
 	@mkdir -p build

@@ -27,7 +27,7 @@ with its last events, its databases are kept, and the command that runs just it 
 Over a file's seeds every kind of fault must have happened (a quiet network proves
 nothing): ``MUST_HAPPEN``.
 
-``make test`` runs 300 seeds on SQLite (0-149 here, 150-299 in test_sync_faults_more.py:
+``make test`` runs 240 seeds on SQLite (0-119 here, 120-239 in test_sync_faults_more.py:
 one file per process, so both cores) and 60 on PostgreSQL (test_sync_faults_pg.py);
 ``bench/bench_sync_faults.py`` runs thousands. ``STAND_SYNC_SEED=N`` runs only seed N;
 ``STAND_SYNC_SEEDS=N`` how many seeds each SQLite file runs, ``STAND_SYNC_PG_SEEDS=N`` the
@@ -986,10 +986,10 @@ def pg_environment(pg_world: tuple[str, World]) -> Iterator[Env]:
 
 
 # ------------------------------------------------------------------ the tests
-# Seeds 0-149 here, 150-299 in test_sync_faults_more.py (each file runs in one process, so
+# Seeds 0-119 here, 120-239 in test_sync_faults_more.py (each file runs in one process, so
 # the two SQLite halves run on both cores), PostgreSQL in test_sync_faults_pg.py.
 
-SQLITE_SEEDS = range(0, 150)
+SQLITE_SEEDS = range(0, 120)
 
 
 def test_seeded_faults_heal_to_one_state_sqlite(sqlite_env: Env) -> None:

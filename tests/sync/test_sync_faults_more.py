@@ -11,7 +11,7 @@ from tests.sync.test_sync_faults import (
     seeds_to_run,
 )
 
-SQLITE_SEEDS = range(150, 300)
+SQLITE_SEEDS = range(120, 240)
 
 
 def test_seeded_faults_heal_to_one_state_sqlite_more(sqlite_env: Env) -> None:

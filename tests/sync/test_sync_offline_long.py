@@ -96,10 +96,11 @@ def test_offline_90_days_pushes_everything_resuming_after_a_kill(
         assert 0 < at_kill.answered < OPS  # killed in the middle of the push
         with live.factory() as s, s.begin():
             received = s.scalar(select(func.count()).select_from(SyncReceivedOp))
-        # Nothing is marked sent without the server's answer; at most the batch in flight
-        # reached the server without its answer being stored.
+        # Nothing is marked sent without the server's answer. At most two batches reached
+        # the server without their answers stored: the one on the wire and the one before
+        # it, whose answers the push's worker stores beside the request (sync/client.py).
         assert received is not None
-        assert at_kill.answered <= received <= at_kill.answered + PUSH_BATCH
+        assert at_kill.answered <= received <= at_kill.answered + 2 * PUSH_BATCH
 
         # Resume in a new process: it sends what is left and pulls.
         done = subprocess.run(
